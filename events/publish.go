@@ -1,0 +1,86 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// SchemaValidator checks a whole envelope against the schema of its type.
+type SchemaValidator interface {
+	Validate(raw []byte) error
+}
+
+// Publisher validates envelopes and publishes them to JetStream with the
+// envelope id as Nats-Msg-Id, so a re-published event is dropped by the
+// stream's duplicate window.
+type Publisher struct {
+	js     jetstream.JetStream
+	schema SchemaValidator
+}
+
+// NewPublisher returns a publisher; schema may not be nil: nothing leaves
+// without passing its schema.
+func NewPublisher(js jetstream.JetStream, schema SchemaValidator) *Publisher {
+	return &Publisher{js: js, schema: schema}
+}
+
+// Published is what JetStream answered.
+type Published struct {
+	Stream    string
+	Sequence  uint64
+	Duplicate bool
+}
+
+// Publish validates env and publishes it on its subject.
+func (p *Publisher) Publish(ctx context.Context, env Envelope) (Published, error) {
+	msg, err := p.Message(env)
+	if err != nil {
+		return Published{}, err
+	}
+	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(env.ID))
+	if err != nil {
+		return Published{}, fmt.Errorf("publish %s %s: %w", env.Type, env.ID, err)
+	}
+	return Published{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// Message builds the NATS message for env after checking its schema.
+func (p *Publisher) Message(env Envelope) (*nats.Msg, error) {
+	subject, err := env.NATSSubject()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("marshal %s: %w", env.Type, err)
+	}
+	if err := p.schema.Validate(raw); err != nil {
+		return nil, fmt.Errorf("refusing to publish %s: %w", env.Type, err)
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = raw
+	msg.Header.Set(HeaderContentType, ContentTypeCloudEvents)
+	return msg, nil
+}
+
+// Header values set on every published message.
+const (
+	HeaderContentType      = "Content-Type"
+	ContentTypeCloudEvents = "application/cloudevents+json"
+)
+
+// Parse decodes and schema-checks a raw message body.
+func Parse(raw []byte, schema SchemaValidator) (Envelope, error) {
+	if err := schema.Validate(raw); err != nil {
+		return Envelope{}, err
+	}
+	var env Envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return Envelope{}, fmt.Errorf("decode envelope: %w", err)
+	}
+	return env, nil
+}

@@ -1,0 +1,132 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names of the contract, plus the dead letters we keep for operators.
+const (
+	CommandsStream    = "WORKSPACE_COMMANDS"
+	EventsStream      = "WORKSPACE_EVENTS"
+	DeadLettersStream = "WORKSPACE_DEAD_LETTERS"
+)
+
+// KV buckets: the read model, name reservations, idempotency answers,
+// saga progress and encrypted secrets.
+const (
+	ProjectionBucket  = "workspace_projection"
+	NamesBucket       = "workspace_names"
+	IdempotencyBucket = "workspace_idempotency"
+	SagaBucket        = "workspace_sagas"
+	SecretsBucket     = "workspace_secrets"
+)
+
+// TopologyConfig sizes the streams; zero values take the defaults.
+type TopologyConfig struct {
+	Replicas int // 1 for a single server, 3 for a cluster
+	// DuplicateWindow is how long JetStream remembers message ids to drop
+	// a re-published command.
+	DuplicateWindow time.Duration
+	// IdempotencyTTL is how long an Idempotency-Key answers the same.
+	IdempotencyTTL time.Duration
+}
+
+func (c TopologyConfig) withDefaults() TopologyConfig {
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 10 * time.Minute
+	}
+	if c.IdempotencyTTL == 0 {
+		c.IdempotencyTTL = 24 * time.Hour
+	}
+	return c
+}
+
+// Validate reports a configuration the server would refuse.
+func (c TopologyConfig) Validate() error {
+	c = c.withDefaults()
+	if c.Replicas < 1 || c.Replicas > 5 {
+		return fmt.Errorf("replicas: %d is outside 1..5", c.Replicas)
+	}
+	if c.DuplicateWindow < time.Second {
+		return fmt.Errorf("duplicate window: %s is too short", c.DuplicateWindow)
+	}
+	return nil
+}
+
+// StreamConfigs returns the configuration of every stream we own.
+func StreamConfigs(c TopologyConfig) []jetstream.StreamConfig {
+	c = c.withDefaults()
+	base := func(name, desc, subjects string) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name:        name,
+			Description: desc,
+			Subjects:    []string{subjects},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Replicas:    c.Replicas,
+			Duplicates:  c.DuplicateWindow,
+			// Never drop history: the streams are the audit trail.
+			Discard: jetstream.DiscardNew,
+		}
+	}
+	return []jetstream.StreamConfig{
+		base(CommandsStream, "Workspace commands (create, delete, membership, retry)", CommandSubjectPrefix+">"),
+		base(EventsStream, "Workspace status and domain events: the audit trail", EventSubjectPrefix+">"),
+		base(DeadLettersStream, "Messages no handler could act on, with the reason", DeadLetterSubjectPrefix+">"),
+	}
+}
+
+// KVConfigs returns the configuration of every KV bucket we own.
+func KVConfigs(c TopologyConfig) []jetstream.KeyValueConfig {
+	c = c.withDefaults()
+	kv := func(name, desc string, ttl time.Duration, history uint8) jetstream.KeyValueConfig {
+		return jetstream.KeyValueConfig{
+			Bucket:      name,
+			Description: desc,
+			Storage:     jetstream.FileStorage,
+			Replicas:    c.Replicas,
+			TTL:         ttl,
+			History:     history,
+		}
+	}
+	return []jetstream.KeyValueConfig{
+		kv(ProjectionBucket, "Workspace read model, one key per workspace", 0, 1),
+		kv(NamesBucket, "Workspace name reservations", 0, 1),
+		kv(IdempotencyBucket, "Answers to requests by Idempotency-Key", c.IdempotencyTTL, 1),
+		kv(SagaBucket, "Saga progress, one key per workspace", 0, 1),
+		kv(SecretsBucket, "Workspace credentials, encrypted", 0, 1),
+	}
+}
+
+// EnsureTopology creates or updates every stream and KV bucket. It never
+// deletes or purges: running it at every start-up is safe.
+func EnsureTopology(ctx context.Context, js jetstream.JetStream, c TopologyConfig) error {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("topology config: %w", err)
+	}
+	for _, sc := range StreamConfigs(c) {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		}
+	}
+	for _, kc := range KVConfigs(c) {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+			return fmt.Errorf("ensure kv bucket %s: %w", kc.Bucket, err)
+		}
+	}
+	return nil
+}
+
+// IsNotFound reports whether err means a key or message does not exist.
+func IsNotFound(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrMsgNotFound) ||
+		errors.Is(err, jetstream.ErrKeyDeleted)
+}

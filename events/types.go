@@ -1,0 +1,226 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+)
+
+// Command and event types: the CloudEvent `type` values of the contract.
+const (
+	TypeCreate        = "workspace.create"
+	TypeDelete        = "workspace.delete"
+	TypeMemberAdd     = "workspace.member.add"
+	TypeMemberRemove  = "workspace.member.remove"
+	TypeRetry         = "workspace.retry"
+	TypeStatusChanged = "workspace.status.changed"
+	TypeStepCompleted = "workspace.step.completed"
+	TypeStepFailed    = "workspace.step.failed"
+	TypeMemberAdded   = "workspace.member.added"
+	TypeMemberRemoved = "workspace.member.removed"
+)
+
+// Kind tells commands (requests to act) from events (facts that happened).
+type Kind int
+
+// The two kinds of message.
+const (
+	KindCommand Kind = iota + 1
+	KindEvent
+)
+
+// Payload is the data of one command or event type.
+type Payload interface {
+	EventType() string
+}
+
+// Spec describes one registered type: its kind, its Go type and the last
+// tokens of its subject.
+type Spec struct {
+	Type   string
+	Kind   Kind
+	Suffix string // subject tokens after the workspace name
+	New    func() Payload
+}
+
+// Subject returns the subject for a workspace, checking the name first.
+func (s Spec) Subject(workspace string) (string, error) {
+	if err := ValidateName(workspace); err != nil {
+		return "", err
+	}
+	prefix := CommandSubjectPrefix
+	if s.Kind == KindEvent {
+		prefix = EventSubjectPrefix
+	}
+	return prefix + workspace + "." + s.Suffix, nil
+}
+
+// registry is the one place that maps type names to Go types; it is
+// fixed at compile time, so it needs no lock.
+var registry = map[string]Spec{}
+
+func register(kind Kind, suffix string, newFn func() Payload) {
+	t := newFn().EventType()
+	registry[t] = Spec{Type: t, Kind: kind, Suffix: suffix, New: newFn}
+}
+
+//nolint:gochecknoinits // the registry is static data, built once.
+func init() {
+	register(KindCommand, "create", func() Payload { return &Create{} })
+	register(KindCommand, "delete", func() Payload { return &Delete{} })
+	register(KindCommand, "member.add", func() Payload { return &MemberAdd{} })
+	register(KindCommand, "member.remove", func() Payload { return &MemberRemove{} })
+	register(KindCommand, "retry", func() Payload { return &Retry{} })
+	register(KindEvent, "status", func() Payload { return &StatusChanged{} })
+	register(KindEvent, "step.completed", func() Payload { return &StepCompleted{} })
+	register(KindEvent, "step.failed", func() Payload { return &StepFailed{} })
+	register(KindEvent, "member.added", func() Payload { return &MemberAdded{} })
+	register(KindEvent, "member.removed", func() Payload { return &MemberRemoved{} })
+}
+
+// Lookup returns the spec of a registered type.
+func Lookup(eventType string) (Spec, bool) {
+	s, ok := registry[eventType]
+	return s, ok
+}
+
+// Types lists every registered type, sorted.
+func Types() []string {
+	out := make([]string, 0, len(registry))
+	for t := range registry {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Member roles: the Keycloak client roles of a workspace client.
+const (
+	RoleAccess = "ws_access"
+	RoleAdmin  = "ws_admin"
+)
+
+// Status values of a workspace.
+const (
+	StatusProvisioning = "provisioning"
+	StatusReady        = "ready"
+	StatusFailed       = "failed"
+	StatusDeleting     = "deleting"
+	StatusDeleted      = "deleted"
+)
+
+// Create asks for a new workspace.
+type Create struct {
+	PreferredName string `json:"preferred_name"`
+	DefaultOwner  string `json:"default_owner"`
+}
+
+// Delete asks for a workspace to be removed. Without Purge a bucket that
+// still holds objects stops the deletion instead of losing data.
+type Delete struct {
+	Purge bool `json:"purge,omitempty"`
+}
+
+// MemberAdd grants a user one of the workspace roles.
+type MemberAdd struct {
+	Username string `json:"username"`
+	Role     string `json:"role"`
+}
+
+// MemberRemove takes a user's workspace role away.
+type MemberRemove struct {
+	Username string `json:"username"`
+}
+
+// Retry resumes provisioning that failed, from the step that failed.
+type Retry struct{}
+
+// Storage is the non-secret half of a workspace's storage block; the
+// credentials themselves never travel in an event.
+type Storage struct {
+	Bucket   string `json:"bucketname"`
+	Endpoint string `json:"endpoint"`
+	Region   string `json:"region"`
+}
+
+// StatusChanged records a workspace's move to a new status.
+type StatusChanged struct {
+	Status       string   `json:"status"`
+	Previous     string   `json:"previous,omitempty"`
+	Owner        string   `json:"owner,omitempty"`
+	Step         string   `json:"step,omitempty"`
+	LastError    string   `json:"last_error,omitempty"`
+	FailedStep   string   `json:"failed_step,omitempty"`
+	Storage      *Storage `json:"storage,omitempty"`
+}
+
+// StepCompleted records that one saga step finished.
+type StepCompleted struct {
+	Saga string `json:"saga"`
+	Step string `json:"step"`
+}
+
+// StepFailed records that one saga step failed.
+type StepFailed struct {
+	Saga      string `json:"saga"`
+	Step      string `json:"step"`
+	Error     string `json:"error"`
+	Retryable bool   `json:"retryable"`
+}
+
+// MemberAdded records that a user now holds a workspace role.
+type MemberAdded struct {
+	Username string `json:"username"`
+	Role     string `json:"role"`
+}
+
+// MemberRemoved records that a user no longer holds a workspace role.
+type MemberRemoved struct {
+	Username string `json:"username"`
+}
+
+// EventType implements Payload.
+func (*Create) EventType() string { return TypeCreate }
+
+// EventType implements Payload.
+func (*Delete) EventType() string { return TypeDelete }
+
+// EventType implements Payload.
+func (*MemberAdd) EventType() string { return TypeMemberAdd }
+
+// EventType implements Payload.
+func (*MemberRemove) EventType() string { return TypeMemberRemove }
+
+// EventType implements Payload.
+func (*Retry) EventType() string { return TypeRetry }
+
+// EventType implements Payload.
+func (*StatusChanged) EventType() string { return TypeStatusChanged }
+
+// EventType implements Payload.
+func (*StepCompleted) EventType() string { return TypeStepCompleted }
+
+// EventType implements Payload.
+func (*StepFailed) EventType() string { return TypeStepFailed }
+
+// EventType implements Payload.
+func (*MemberAdded) EventType() string { return TypeMemberAdded }
+
+// EventType implements Payload.
+func (*MemberRemoved) EventType() string { return TypeMemberRemoved }
+
+func decodeStrict(raw []byte, into any) error {
+	if len(raw) == 0 {
+		raw = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		return err
+	}
+	if dec.More() {
+		return fmt.Errorf("trailing data after JSON value")
+	}
+	return nil
+}

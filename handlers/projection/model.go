@@ -1,0 +1,111 @@
+// Package projection folds the WORKSPACE_EVENTS stream into a read model,
+// one JetStream KV entry per workspace, and serves it to queries from an
+// in-memory copy kept current by a KV watch.
+package projection
+
+import (
+	"slices"
+	"time"
+
+	"github.com/eo-workspaces/provisioner/events"
+)
+
+// Member is one user's role in a workspace.
+type Member struct {
+	Username string `json:"username"`
+	Role     string `json:"role"`
+}
+
+// Workspace is the projected state of one workspace.
+type Workspace struct {
+	Name       string          `json:"name"`
+	Status     string          `json:"status"`
+	Owner      string          `json:"owner,omitempty"`
+	Members    []Member        `json:"members"`
+	Step       string          `json:"step,omitempty"`
+	LastError  string          `json:"last_error,omitempty"`
+	FailedStep string          `json:"failed_step,omitempty"`
+	Storage    *events.Storage `json:"storage,omitempty"`
+	CreatedAt  time.Time       `json:"created_at"`
+	UpdatedAt  time.Time       `json:"updated_at"`
+	// LastSeq is the stream sequence of the last event applied; an event
+	// at or below it is a redelivery and changes nothing.
+	LastSeq       uint64 `json:"last_seq"`
+	CorrelationID string `json:"correlation_id,omitempty"`
+}
+
+// Apply folds one event into ws and reports whether it changed anything.
+// It is pure, so replaying the stream rebuilds the same model.
+func Apply(ws *Workspace, env events.Envelope, seq uint64) (bool, error) {
+	if seq != 0 && seq <= ws.LastSeq {
+		return false, nil
+	}
+	p, err := env.DecodeData()
+	if err != nil {
+		return false, err
+	}
+	if ws.Name == "" {
+		ws.Name = env.Subject
+		ws.CreatedAt = env.Time
+	}
+	switch e := p.(type) {
+	case *events.StatusChanged:
+		applyStatus(ws, e)
+	case *events.StepCompleted:
+		ws.Step = e.Step
+	case *events.StepFailed:
+		ws.LastError, ws.FailedStep = e.Error, e.Step
+	case *events.MemberAdded:
+		setMember(ws, e.Username, e.Role)
+	case *events.MemberRemoved:
+		ws.Members = slices.DeleteFunc(ws.Members, func(m Member) bool { return m.Username == e.Username })
+	default:
+		// Commands never reach the events stream; other types carry
+		// nothing the read model shows.
+	}
+	ws.LastSeq = seq
+	ws.UpdatedAt = env.Time
+	ws.CorrelationID = env.CorrelationID
+	return true, nil
+}
+
+func applyStatus(ws *Workspace, e *events.StatusChanged) {
+	ws.Status = e.Status
+	if e.Owner != "" {
+		ws.Owner = e.Owner
+	}
+	if e.Step != "" {
+		ws.Step = e.Step
+	}
+	if e.Storage != nil {
+		ws.Storage = e.Storage
+	}
+	ws.LastError, ws.FailedStep = "", ""
+	if e.Status == events.StatusFailed {
+		ws.LastError, ws.FailedStep = e.LastError, e.FailedStep
+	}
+	if e.Status == events.StatusDeleted {
+		ws.Storage = nil
+		ws.Members = nil
+	}
+}
+
+func setMember(ws *Workspace, username, role string) {
+	for i := range ws.Members {
+		if ws.Members[i].Username == username {
+			ws.Members[i].Role = role
+			return
+		}
+	}
+	ws.Members = append(ws.Members, Member{Username: username, Role: role})
+}
+
+// RoleOf returns the user's workspace role, or "" if not a member.
+func (ws *Workspace) RoleOf(username string) string {
+	for _, m := range ws.Members {
+		if m.Username == username {
+			return m.Role
+		}
+	}
+	return ""
+}

@@ -1,0 +1,179 @@
+package projection
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/eo-workspaces/provisioner/events"
+)
+
+// ConsumerName is the durable consumer the projection reads with.
+const ConsumerName = "projection"
+
+// Projector consumes WORKSPACE_EVENTS and writes the read model.
+type Projector struct {
+	js     jetstream.JetStream
+	kv     jetstream.KeyValue
+	schema events.SchemaValidator
+	log    *zap.Logger
+}
+
+// NewProjector binds to the projection bucket, which must exist
+// (events.EnsureTopology creates it).
+func NewProjector(ctx context.Context, js jetstream.JetStream, schema events.SchemaValidator, log *zap.Logger) (*Projector, error) {
+	kv, err := js.KeyValue(ctx, events.ProjectionBucket)
+	if err != nil {
+		return nil, fmt.Errorf("projection bucket: %w", err)
+	}
+	return &Projector{js: js, kv: kv, schema: schema, log: log}, nil
+}
+
+func consumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       ConsumerName,
+		Description:   "Folds workspace events into the read model",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 1000,
+	}
+}
+
+// Run consumes until ctx ends. Messages are applied one at a time in
+// stream order; an apply that fails is retried in place, never skipped,
+// because a later event of the same workspace must not overtake it.
+func (p *Projector) Run(ctx context.Context) error {
+	cons, err := p.js.CreateOrUpdateConsumer(ctx, events.EventsStream, consumerConfig())
+	if err != nil {
+		return fmt.Errorf("projection consumer: %w", err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("projection messages: %w", err)
+	}
+	go func() { <-ctx.Done(); it.Stop() }()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			return fmt.Errorf("projection next: %w", err)
+		}
+		if err := p.handle(ctx, msg); err != nil {
+			if ctx.Err() != nil {
+				return nil // unacked: redelivered to whoever runs next
+			}
+			return err
+		}
+	}
+}
+
+func (p *Projector) handle(ctx context.Context, msg jetstream.Msg) error {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return fmt.Errorf("message metadata: %w", err)
+	}
+	env, err := events.Parse(msg.Data(), p.schema)
+	if err != nil {
+		// An event that breaks its schema can never be applied; the stream
+		// keeps it for an operator, the projection moves on.
+		p.log.Error("projection: event rejected", zap.Uint64("seq", meta.Sequence.Stream), zap.Error(err))
+		return msg.Term()
+	}
+	op := func() error {
+		err := p.ApplyToStore(ctx, env, meta.Sequence.Stream)
+		if err != nil {
+			_ = msg.InProgress()
+			p.log.Warn("projection apply failed, retrying", zap.String("workspace", env.Subject), zap.Error(err))
+		}
+		return err
+	}
+	if err := backoff.Retry(op, backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithMaxElapsedTime(0)), ctx)); err != nil {
+		return fmt.Errorf("apply %s seq %d: %w", env.Type, meta.Sequence.Stream, err)
+	}
+	return msg.Ack()
+}
+
+// ApplyToStore folds env into the stored workspace with compare-and-set
+// on the KV revision, re-reading when another writer got there first.
+func (p *Projector) ApplyToStore(ctx context.Context, env events.Envelope, seq uint64) error {
+	for {
+		ws, rev, err := p.load(ctx, env.Subject)
+		if err != nil {
+			return err
+		}
+		changed, err := Apply(&ws, env, seq)
+		if err != nil || !changed {
+			return err
+		}
+		raw, err := json.Marshal(ws)
+		if err != nil {
+			return fmt.Errorf("marshal workspace: %w", err)
+		}
+		if rev == 0 {
+			_, err = p.kv.Create(ctx, env.Subject, raw)
+		} else {
+			_, err = p.kv.Update(ctx, env.Subject, raw, rev)
+		}
+		if isConflict(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("store workspace %s: %w", env.Subject, err)
+		}
+		return nil
+	}
+}
+
+func (p *Projector) load(ctx context.Context, name string) (Workspace, uint64, error) {
+	e, err := p.kv.Get(ctx, name)
+	if events.IsNotFound(err) {
+		return Workspace{}, 0, nil
+	}
+	if err != nil {
+		return Workspace{}, 0, fmt.Errorf("load workspace %s: %w", name, err)
+	}
+	var ws Workspace
+	if err := json.Unmarshal(e.Value(), &ws); err != nil {
+		return Workspace{}, 0, fmt.Errorf("decode workspace %s: %w", name, err)
+	}
+	return ws, e.Revision(), nil
+}
+
+func isConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) ||
+		(errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence)
+}
+
+// Rebuild throws the read model away and replays the whole events stream
+// into it. Stop every running projector first; Run afterwards replays.
+// Keys are purged one by one so live readers see each removal.
+func Rebuild(ctx context.Context, js jetstream.JetStream) error {
+	err := js.DeleteConsumer(ctx, events.EventsStream, ConsumerName)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("delete projection consumer: %w", err)
+	}
+	kv, err := js.KeyValue(ctx, events.ProjectionBucket)
+	if err != nil {
+		return fmt.Errorf("projection bucket: %w", err)
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("list projection keys: %w", err)
+	}
+	for k := range keys.Keys() {
+		if err := kv.Purge(ctx, k); err != nil {
+			return fmt.Errorf("purge %s: %w", k, err)
+		}
+	}
+	return nil
+}

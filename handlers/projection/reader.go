@@ -1,0 +1,154 @@
+package projection
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/eo-workspaces/provisioner/events"
+)
+
+// Reader answers queries from an in-memory copy of the read model that a
+// KV watch keeps current, so a read costs no round trip to the server.
+type Reader struct {
+	mu     sync.RWMutex
+	byName map[string]*Workspace
+	names  []string // sorted, for cursor pagination
+	ready  chan struct{}
+	log    *zap.Logger
+}
+
+// NewReader returns an empty reader; Run fills it.
+func NewReader(log *zap.Logger) *Reader {
+	return &Reader{byName: map[string]*Workspace{}, ready: make(chan struct{}), log: log}
+}
+
+// Run watches the projection bucket until ctx ends. Ready is closed once
+// the initial values are loaded.
+func (r *Reader) Run(ctx context.Context, js jetstream.JetStream) error {
+	kv, err := js.KeyValue(ctx, events.ProjectionBucket)
+	if err != nil {
+		return fmt.Errorf("projection bucket: %w", err)
+	}
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch projection: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	initial := true
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e == nil { // end of the initial values
+				if initial {
+					close(r.ready)
+					initial = false
+				}
+				continue
+			}
+			r.apply(e)
+		}
+	}
+}
+
+// Ready is closed once the reader has caught up with the bucket.
+func (r *Reader) Ready() <-chan struct{} { return r.ready }
+
+func (r *Reader) apply(e jetstream.KeyValueEntry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	name := e.Key()
+	if e.Operation() != jetstream.KeyValuePut {
+		delete(r.byName, name)
+		if i, ok := slices.BinarySearch(r.names, name); ok {
+			r.names = slices.Delete(r.names, i, i+1)
+		}
+		return
+	}
+	var ws Workspace
+	if err := json.Unmarshal(e.Value(), &ws); err != nil {
+		r.log.Error("projection reader: undecodable entry", zap.String("key", name), zap.Error(err))
+		return
+	}
+	if _, exists := r.byName[name]; !exists {
+		i, _ := slices.BinarySearch(r.names, name)
+		r.names = slices.Insert(r.names, i, name)
+	}
+	r.byName[name] = &ws
+}
+
+// Get returns a copy of one workspace.
+func (r *Reader) Get(name string) (Workspace, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	ws, ok := r.byName[name]
+	if !ok {
+		return Workspace{}, false
+	}
+	return clone(ws), true
+}
+
+// Filter selects workspaces in a list.
+type Filter struct {
+	Status string
+	Owner  string
+	// Visible, if set, decides per workspace whether the caller may see it.
+	Visible func(*Workspace) bool
+}
+
+// List returns up to limit workspaces with names after cursor, in name
+// order, and the cursor of the next page ("" when there is none).
+func (r *Reader) List(f Filter, cursor string, limit int) ([]Workspace, string) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	start := sort.SearchStrings(r.names, cursor)
+	if start < len(r.names) && r.names[start] == cursor {
+		start++
+	}
+	out := make([]Workspace, 0, min(limit, 64))
+	for i := start; i < len(r.names); i++ {
+		ws := r.byName[r.names[i]]
+		if !f.match(ws) {
+			continue
+		}
+		if len(out) == limit {
+			return out, out[len(out)-1].Name
+		}
+		out = append(out, clone(ws))
+	}
+	return out, ""
+}
+
+func (f Filter) match(ws *Workspace) bool {
+	return (f.Status == "" || ws.Status == f.Status) &&
+		(f.Owner == "" || ws.Owner == f.Owner) &&
+		(f.Visible == nil || f.Visible(ws))
+}
+
+// Len is the number of workspaces held.
+func (r *Reader) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.names)
+}
+
+func clone(ws *Workspace) Workspace {
+	c := *ws
+	c.Members = slices.Clone(ws.Members)
+	if ws.Storage != nil {
+		s := *ws.Storage
+		c.Storage = &s
+	}
+	return c
+}
