@@ -1,0 +1,189 @@
+package kccontract
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Nerzal/gocloak/v13"
+
+	"github.com/eo-workspaces/provisioner/integration/kcemu"
+)
+
+// target is the Keycloak under test: the emulator started in-process, or a
+// real Keycloak named by KEYCLOAK_URL. Each test gets its own realm, created
+// from the dev realm export through the Admin API, so tests never share state
+// and a real Keycloak is left as it was found.
+type target struct {
+	URL           string
+	AdminUser     string
+	AdminPassword string
+	Realm         string        // this test's realm, a renamed copy of the dev realm
+	Emu           *kcemu.Server // nil against a real Keycloak
+	GC            *gocloak.GoCloak
+}
+
+func newTarget(t *testing.T) *target {
+	t.Helper()
+	tg := &target{
+		URL:           strings.TrimSuffix(os.Getenv("KEYCLOAK_URL"), "/"),
+		AdminUser:     os.Getenv("KEYCLOAK_ADMIN_USER"),
+		AdminPassword: os.Getenv("KEYCLOAK_ADMIN_PASSWORD"),
+	}
+	if tg.URL == "" {
+		srv, err := kcemu.Start(context.Background(), kcemu.Config{AdminUser: "admin", AdminPassword: "admin-pw"})
+		if err != nil {
+			t.Fatalf("start emulator: %v", err)
+		}
+		t.Cleanup(func() { _ = srv.Close() })
+		tg.URL, tg.AdminUser, tg.AdminPassword, tg.Emu = srv.URL(), "admin", "admin-pw", srv
+	}
+	tg.GC = gocloak.NewClient(tg.URL)
+	tg.Realm = "kcc-" + randomHex(4)
+	tg.createRealm(t)
+	return tg
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// createRealm imports the dev realm under this test's name, as a suite
+// written for a real Keycloak would.
+func (tg *target) createRealm(t *testing.T) {
+	t.Helper()
+	var rep map[string]any
+	if err := json.Unmarshal(kcemu.DevRealmJSON(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	rep["realm"] = tg.Realm
+	for _, u := range rep["users"].([]any) {
+		um := u.(map[string]any)
+		if rr, ok := um["realmRoles"].([]any); ok {
+			for i, r := range rr {
+				if r == "default-roles-"+kcemu.DevRealmName {
+					rr[i] = "default-roles-" + tg.Realm
+				}
+			}
+		}
+	}
+	body, _ := json.Marshal(rep)
+	status, resp := tg.raw(t, http.MethodPost, "/admin/realms", tg.adminToken(t), body)
+	if status != http.StatusCreated {
+		t.Fatalf("create realm %s: %d %s", tg.Realm, status, resp)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := tg.GC.DeleteRealm(ctx, tg.adminToken(t), tg.Realm); err != nil {
+			t.Errorf("delete realm %s: %v", tg.Realm, err)
+		}
+	})
+}
+
+func (tg *target) adminToken(t *testing.T) string {
+	t.Helper()
+	jwt, err := tg.GC.LoginAdmin(ctx(t), tg.AdminUser, tg.AdminPassword, "master")
+	if err != nil {
+		t.Fatalf("LoginAdmin: %v", err)
+	}
+	return jwt.AccessToken
+}
+
+// workerToken is the provisioning worker's own token: the calls the project
+// makes are made with it, so its realm-management roles are what is tested.
+func (tg *target) workerToken(t *testing.T) string {
+	t.Helper()
+	jwt, err := tg.GC.LoginClient(ctx(t), kcemu.DevWorkerClientID, kcemu.DevWorkerClientSecret, tg.Realm)
+	if err != nil {
+		t.Fatalf("LoginClient worker: %v", err)
+	}
+	return jwt.AccessToken
+}
+
+func (tg *target) userToken(t *testing.T, username string) *gocloak.JWT {
+	t.Helper()
+	jwt, err := tg.GC.Login(ctx(t), kcemu.DevPublicClientID, "", tg.Realm, username, kcemu.DevPassword)
+	if err != nil {
+		t.Fatalf("Login %s: %v", username, err)
+	}
+	return jwt
+}
+
+// raw sends a request gocloak cannot express (or whose raw body matters).
+func (tg *target) raw(t *testing.T, method, path, token string, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx(t), method, tg.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// apiErr asserts err is a gocloak APIError with the given code whose message
+// contains want.
+func apiErr(t *testing.T, err error, code int, want string) {
+	t.Helper()
+	var ae *gocloak.APIError
+	if !errors.As(err, &ae) {
+		t.Fatalf("want APIError %d %q, got %v", code, want, err)
+	}
+	if ae.Code != code || !strings.Contains(ae.Message, want) {
+		t.Fatalf("want APIError %d containing %q, got %d %q", code, want, ae.Code, ae.Message)
+	}
+}
+
+// must turns a (value, error) call into the value, failing t on error:
+// must(call())(t).
+func must[T any](v T, err error) func(t *testing.T) T {
+	return func(t *testing.T) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+func mustDo(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func eq[T comparable](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Fatalf("%s: got %v, want %v", what, got, want)
+	}
+}

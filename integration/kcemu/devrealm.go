@@ -1,0 +1,24 @@
+package kcemu
+
+import _ "embed"
+
+// Names in the built-in dev realm (devrealm.json), for tests and the dev stack.
+const (
+	DevRealmName          = "eoepca"
+	DevPassword           = "changeme" // every dev user's password
+	DevAdminUser          = "example-admin"
+	DevUser1              = "example-user-1"
+	DevUser2              = "example-user-2"
+	DevAdminRole          = "workspace-api:admin" // realm role held by DevAdminUser
+	DevPublicClientID     = "demo"                // public, password grant, audience workspace-api
+	DevAPIClientID        = "workspace-api"       // bearer-only audience of the API
+	DevWorkerClientID     = "workspace-worker"    // confidential, service account
+	DevWorkerClientSecret = "workspace-worker-secret"
+)
+
+//go:embed devrealm.json
+var devRealmJSON []byte
+
+// DevRealmJSON is the dev realm in Keycloak's realm-export format; a real
+// Keycloak imports it unchanged (POST /admin/realms or --import-realm).
+func DevRealmJSON() []byte { return append([]byte(nil), devRealmJSON...) }
