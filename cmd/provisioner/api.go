@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/eo-workspaces/provisioner/events"
+	"github.com/eo-workspaces/provisioner/handlers/api"
+	"github.com/eo-workspaces/provisioner/handlers/auth"
+	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/sagas/secrets"
+)
+
+func (s *system) startAPI(ctx context.Context, g *errgroup.Group) error {
+	js := s.bus.JS
+	names, err := js.KeyValue(ctx, events.NamesBucket)
+	if err != nil {
+		return fmt.Errorf("names bucket: %w", err)
+	}
+	idem, err := js.KeyValue(ctx, events.IdempotencyBucket)
+	if err != nil {
+		return fmt.Errorf("idempotency bucket: %w", err)
+	}
+	creds, err := s.secretStore(ctx)
+	if err != nil {
+		return err
+	}
+	authn, err := s.authenticator(ctx)
+	if err != nil {
+		return err
+	}
+	reader := projection.NewReader(s.log.Named("reader"))
+	g.Go(func() error { return reader.Run(ctx, js) })
+	ready := func(context.Context) error {
+		if !s.bus.Healthy() {
+			return errors.New("nats not connected")
+		}
+		select {
+		case <-reader.Ready():
+			return nil
+		default:
+			return errors.New("read model still loading")
+		}
+	}
+	h, err := api.New(api.Config{AdminRole: s.cfg.AdminRole}, api.Deps{
+		Publisher: s.pub, Workspaces: reader, Credentials: creds,
+		Names: names, Idempotency: idem, JS: js, Auth: authn,
+		Ready: ready, Log: s.log.Named("api"),
+	})
+	if err != nil {
+		return err
+	}
+	return s.serve(ctx, g, h)
+}
+
+func (s *system) secretStore(ctx context.Context) (*secrets.Store, error) {
+	kv, err := s.bus.JS.KeyValue(ctx, events.SecretsBucket)
+	if err != nil {
+		return nil, fmt.Errorf("secrets bucket: %w", err)
+	}
+	return secrets.New(kv, secrets.KeyFromPassphrase(s.cfg.SecretKey), secrets.WithStorage(s.publicS3URL(), s.cfg.S3Region))
+}
+
+func (s *system) publicS3URL() string {
+	if s.cfg.S3PublicURL != "" {
+		return s.cfg.S3PublicURL
+	}
+	return s.cfg.S3Endpoint
+}
+
+func (s *system) authenticator(ctx context.Context) (api.Authenticator, error) {
+	if s.cfg.InsecureNoAuth {
+		s.log.Warn("API authentication is OFF: every caller is a platform admin (--insecure-no-auth)")
+		return auth.Static(auth.Principal{Subject: "anonymous", Username: "anonymous", Admin: true}), nil
+	}
+	issuer := s.cfg.KeycloakURL + "/realms/" + s.cfg.KeycloakRealm
+	a, err := auth.NewJWT(ctx, auth.JWTConfig{IssuerURL: issuer, Audience: s.cfg.OIDCAudience, AdminRole: s.cfg.AdminRole})
+	if err != nil {
+		return nil, fmt.Errorf("token verification for %s: %w", issuer, err)
+	}
+	s.log.Info("API tokens verified", zap.String("issuer", issuer), zap.String("audience", s.cfg.OIDCAudience))
+	return a, nil
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// envPrefix names every environment variable that sets a flag:
+// --http-addr is PROVISIONER_HTTP_ADDR.
+const envPrefix = "PROVISIONER_"
+
+// config is every setting of the binary, filled from flags and env.
+type config struct {
+	Roles    []string
+	HTTPAddr string
+	DataDir  string
+	LogLevel string
+	LogJSON  bool
+
+	NATSURL    string
+	NATSListen string
+	Replicas   int
+
+	KeycloakURL          string
+	KeycloakRealm        string
+	KeycloakClientID     string
+	KeycloakClientSecret string
+	OIDCAudience         string
+	AdminRole            string
+	InsecureNoAuth       bool
+
+	S3Endpoint     string
+	S3Region       string
+	S3PublicURL    string
+	MinIOAccessKey string
+	MinIOSecretKey string
+	SecretKey      string
+
+	Concurrency     int
+	MaxRetryElapsed time.Duration
+	ShutdownTimeout time.Duration
+}
+
+const (
+	roleAPI        = "api"
+	roleWorker     = "worker"
+	roleProjection = "projection"
+)
+
+func (c *config) bind(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&c.Roles, "roles", []string{roleAPI, roleWorker, roleProjection}, "components to run: api, worker, projection")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "address of the HTTP API")
+	fs.StringVar(&c.DataDir, "data-dir", "data", "directory for the embedded NATS store")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.LogJSON, "log-json", true, "JSON logs (false: human-readable console logs)")
+	fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS server or cluster; empty runs an embedded server")
+	fs.StringVar(&c.NATSListen, "nats-listen", "", "client address of the embedded NATS server (host:port); empty: in-process only")
+	fs.IntVar(&c.Replicas, "nats-replicas", 1, "stream and KV replicas (3 on a cluster)")
+	fs.StringVar(&c.KeycloakURL, "keycloak-url", "", "Keycloak base URL, without /auth")
+	fs.StringVar(&c.KeycloakRealm, "keycloak-realm", "eoepca", "realm of the workspaces")
+	fs.StringVar(&c.KeycloakClientID, "keycloak-client-id", "workspace-worker", "confidential client the worker logs in with")
+	fs.StringVar(&c.KeycloakClientSecret, "keycloak-client-secret", "", "its secret")
+	fs.StringVar(&c.OIDCAudience, "oidc-audience", "workspace-api", "audience API tokens must carry")
+	fs.StringVar(&c.AdminRole, "admin-role", "workspace-api:admin", "realm role of platform admins")
+	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", false, "accept every API call as a platform admin (tests and demos only)")
+	fs.StringVar(&c.S3Endpoint, "s3-endpoint", "", "MinIO endpoint URL, e.g. http://127.0.0.1:9000")
+	fs.StringVar(&c.S3Region, "s3-region", "us-east-1", "region reported with the credentials")
+	fs.StringVar(&c.S3PublicURL, "s3-public-url", "", "endpoint URL given to users (default: --s3-endpoint)")
+	fs.StringVar(&c.MinIOAccessKey, "minio-access-key", "", "MinIO admin access key")
+	fs.StringVar(&c.MinIOSecretKey, "minio-secret-key", "", "MinIO admin secret key")
+	fs.StringVar(&c.SecretKey, "secret-key", "", "passphrase that encrypts stored credentials at rest")
+	fs.IntVar(&c.Concurrency, "concurrency", 8, "workspaces provisioned in parallel")
+	fs.DurationVar(&c.MaxRetryElapsed, "max-retry-elapsed", 5*time.Minute, "how long a step retries a provider outage before the saga fails")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight work")
+}
+
+// applyEnv sets every flag not given on the command line from its
+// environment variable, so flags win over env.
+func applyEnv(fs *pflag.FlagSet) error {
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		name := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func (c *config) has(role string) bool {
+	for _, r := range c.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate names the first setting that cannot work.
+func (c *config) Validate() error {
+	if len(c.Roles) == 0 {
+		return errors.New("--roles: name at least one of api, worker, projection")
+	}
+	for _, r := range c.Roles {
+		if r != roleAPI && r != roleWorker && r != roleProjection {
+			return fmt.Errorf("--roles: unknown role %q (api, worker, projection)", r)
+		}
+	}
+	if c.NATSURL == "" && c.DataDir == "" {
+		return errors.New("--data-dir: required for the embedded NATS server (or give --nats-url)")
+	}
+	if c.has(roleWorker) {
+		for flag, v := range map[string]string{
+			"--keycloak-url": c.KeycloakURL, "--keycloak-client-secret": c.KeycloakClientSecret,
+			"--s3-endpoint": c.S3Endpoint, "--minio-access-key": c.MinIOAccessKey, "--minio-secret-key": c.MinIOSecretKey,
+			"--secret-key": c.SecretKey,
+		} {
+			if v == "" {
+				return fmt.Errorf("%s: required by the worker (env %s)", flag, envName(flag))
+			}
+		}
+	}
+	if c.has(roleAPI) {
+		if c.SecretKey == "" {
+			return fmt.Errorf("--secret-key: required by the API to read credentials (env %s)", envName("--secret-key"))
+		}
+		if !c.InsecureNoAuth && c.KeycloakURL == "" {
+			return errors.New("--keycloak-url: required to verify API tokens (or --insecure-no-auth for tests)")
+		}
+	}
+	if c.Concurrency < 1 {
+		return fmt.Errorf("--concurrency: %d, want at least 1", c.Concurrency)
+	}
+	return nil
+}
+
+func envName(flag string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(flag, "--"), "-", "_"))
+}
