@@ -1,0 +1,204 @@
+// Package secrets keeps workspace storage credentials in a JetStream KV
+// bucket, encrypted at rest with AES-256-GCM under a configured key.
+package secrets
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eo-workspaces/provisioner/events"
+)
+
+// KeySize is the length of the encryption key: AES-256.
+const KeySize = 32
+
+// formatV1 starts every stored value, so the format can change later
+// without guessing what old values are.
+const formatV1 byte = 1
+
+// Credential is one workspace's MinIO access key and secret. Its String
+// and GoString methods hide the secret, so printing one by mistake (a log
+// line, an error) does not leak it.
+type Credential struct {
+	AccessKey string `json:"access_key"`
+	SecretKey string `json:"secret_key"`
+}
+
+func (c Credential) String() string {
+	return fmt.Sprintf("{AccessKey:%s SecretKey:[redacted]}", c.AccessKey)
+}
+
+// GoString implements fmt.GoStringer for %#v.
+func (c Credential) GoString() string { return "secrets.Credential" + c.String() }
+
+// KeyFromPassphrase derives the 32-byte key from a configured passphrase
+// with HKDF-SHA256. HKDF does not slow down guessing, so the passphrase
+// must itself be a long random value (e.g. `openssl rand -base64 32`).
+func KeyFromPassphrase(passphrase string) []byte {
+	key, err := hkdf.Key(sha256.New, []byte(passphrase), []byte("eo-workspaces/provisioner"), "workspace-secrets-v1", KeySize)
+	if err != nil { // only for lengths HKDF-SHA256 cannot produce; 32 is fine
+		panic(fmt.Sprintf("hkdf: %v", err))
+	}
+	return key
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithStorage sets the S3 endpoint and region that Credentials reports
+// next to the key pair.
+func WithStorage(endpoint, region string) Option {
+	return func(s *Store) { s.endpoint, s.region = endpoint, region }
+}
+
+// Store reads and writes encrypted credentials, one KV key per workspace.
+type Store struct {
+	kv       jetstream.KeyValue
+	aead     cipher.AEAD
+	endpoint string
+	region   string
+}
+
+// New returns a store over kv (events.SecretsBucket) with a 32-byte key.
+func New(kv jetstream.KeyValue, key []byte, opts ...Option) (*Store, error) {
+	if kv == nil {
+		return nil, errors.New("secrets: kv bucket is required")
+	}
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("secrets: key must be %d bytes, got %d", KeySize, len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("secrets: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("secrets: %w", err)
+	}
+	s := &Store{kv: kv, aead: aead}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// Put stores c for workspace ws, replacing what was there.
+func (s *Store) Put(ctx context.Context, ws string, c Credential) error {
+	sealed, err := s.seal(ws, c)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Put(ctx, ws, sealed); err != nil {
+		return fmt.Errorf("store credential of %s: %w", ws, err)
+	}
+	return nil
+}
+
+// PutIfAbsent stores c unless a credential for ws is stored already, and
+// returns the one stored either way: a step that crashed after storing
+// gets back the secret it generated the first time.
+func (s *Store) PutIfAbsent(ctx context.Context, ws string, c Credential) (Credential, error) {
+	sealed, err := s.seal(ws, c)
+	if err != nil {
+		return Credential{}, err
+	}
+	_, err = s.kv.Create(ctx, ws, sealed)
+	if err == nil {
+		return c, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return Credential{}, fmt.Errorf("store credential of %s: %w", ws, err)
+	}
+	stored, ok, err := s.Get(ctx, ws)
+	if err != nil {
+		return Credential{}, err
+	}
+	if !ok { // deleted between our Create and Get: try once more
+		return s.PutIfAbsent(ctx, ws, c)
+	}
+	return stored, nil
+}
+
+// Get returns the credential of ws; ok is false when none is stored.
+func (s *Store) Get(ctx context.Context, ws string) (c Credential, ok bool, err error) {
+	e, err := s.kv.Get(ctx, ws)
+	if events.IsNotFound(err) {
+		return Credential{}, false, nil
+	}
+	if err != nil {
+		return Credential{}, false, fmt.Errorf("read credential of %s: %w", ws, err)
+	}
+	c, err = s.open(ws, e.Value())
+	if err != nil {
+		return Credential{}, false, err
+	}
+	return c, true, nil
+}
+
+// Delete removes the credential of ws; absent is success.
+func (s *Store) Delete(ctx context.Context, ws string) error {
+	if err := s.kv.Purge(ctx, ws); err != nil && !events.IsNotFound(err) {
+		return fmt.Errorf("delete credential of %s: %w", ws, err)
+	}
+	return nil
+}
+
+// Credentials returns the storage credentials block of the contract for
+// ws, or (nil, nil) when none is stored.
+func (s *Store) Credentials(ctx context.Context, ws string) (map[string]string, error) {
+	c, ok, err := s.Get(ctx, ws)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return map[string]string{
+		"AWS_ACCESS_KEY_ID":     c.AccessKey,
+		"AWS_SECRET_ACCESS_KEY": c.SecretKey,
+		"AWS_ENDPOINT_URL":      s.endpoint,
+		"AWS_REGION":            s.region,
+		"bucketname":            ws,
+		"access":                c.AccessKey,
+		"secret":                c.SecretKey,
+		"endpoint":              s.endpoint,
+		"region":                s.region,
+	}, nil
+}
+
+// seal encrypts c with a random nonce; the workspace name is the
+// associated data, so a value copied to another key does not decrypt.
+func (s *Store) seal(ws string, c Credential) ([]byte, error) {
+	plain, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode credential of %s: %w", ws, err)
+	}
+	nonce := make([]byte, s.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("nonce: %w", err)
+	}
+	out := append([]byte{formatV1}, nonce...)
+	return s.aead.Seal(out, nonce, plain, []byte(ws)), nil
+}
+
+func (s *Store) open(ws string, sealed []byte) (Credential, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < 1+n || sealed[0] != formatV1 {
+		return Credential{}, fmt.Errorf("credential of %s: unknown format", ws)
+	}
+	plain, err := s.aead.Open(nil, sealed[1:1+n], sealed[1+n:], []byte(ws))
+	if err != nil {
+		return Credential{}, fmt.Errorf("credential of %s: cannot decrypt (wrong key?)", ws)
+	}
+	var c Credential
+	if err := json.Unmarshal(plain, &c); err != nil {
+		return Credential{}, fmt.Errorf("credential of %s: decode failed", ws)
+	}
+	return c, nil
+}
