@@ -29,7 +29,9 @@ type NameError struct {
 	Reason string
 }
 
-func (e *NameError) Error() string { return fmt.Sprintf("invalid workspace name %q: %s", e.Value, e.Reason) }
+func (e *NameError) Error() string {
+	return fmt.Sprintf("invalid workspace name %q: %s", e.Value, e.Reason)
+}
 
 // ValidateName checks a full workspace name (`ws-<slug>`): valid as an S3
 // bucket name, a Keycloak clientId and a single NATS subject token.

@@ -146,13 +146,13 @@ type Storage struct {
 
 // StatusChanged records a workspace's move to a new status.
 type StatusChanged struct {
-	Status       string   `json:"status"`
-	Previous     string   `json:"previous,omitempty"`
-	Owner        string   `json:"owner,omitempty"`
-	Step         string   `json:"step,omitempty"`
-	LastError    string   `json:"last_error,omitempty"`
-	FailedStep   string   `json:"failed_step,omitempty"`
-	Storage      *Storage `json:"storage,omitempty"`
+	Status     string   `json:"status"`
+	Previous   string   `json:"previous,omitempty"`
+	Owner      string   `json:"owner,omitempty"`
+	Step       string   `json:"step,omitempty"`
+	LastError  string   `json:"last_error,omitempty"`
+	FailedStep string   `json:"failed_step,omitempty"`
+	Storage    *Storage `json:"storage,omitempty"`
 }
 
 // StepCompleted records that one saga step finished.
