@@ -1,0 +1,163 @@
+package objectstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/minio/madmin-go/v3"
+
+	"github.com/eo-workspaces/provisioner/sagas"
+)
+
+// bucketPolicy is the IAM policy of a workspace's credentials: everything
+// on its bucket and its objects, and nothing else.
+//
+// It grants neither s3:ListAllMyBuckets nor anything on "*": MinIO answers
+// a ListBuckets from a user without ListAllMyBuckets with just the buckets
+// that user may list (cmd/bucket-handlers.go, ListBucketsHandler), so
+// clients that start with ListBuckets (mc, rclone, s3fs) still see their
+// bucket and learn no other bucket's name. s3:GetBucketLocation, which
+// SDKs send before the first request to a bucket, is covered by s3:* on
+// the bucket's ARN.
+func bucketPolicy(bucket string) ([]byte, error) {
+	type statement struct {
+		Effect   string   `json:"Effect"`
+		Action   []string `json:"Action"`
+		Resource []string `json:"Resource"`
+	}
+	doc := struct {
+		Version   string      `json:"Version"`
+		Statement []statement `json:"Statement"`
+	}{
+		Version: "2012-10-17",
+		Statement: []statement{{
+			Effect:   "Allow",
+			Action:   []string{"s3:*"},
+			Resource: []string{"arn:aws:s3:::" + bucket, "arn:aws:s3:::" + bucket + "/*"},
+		}},
+	}
+	return json.Marshal(doc)
+}
+
+// EnsureBucketPolicy writes the policy; MinIO's add-canned-policy
+// replaces a policy of that name, so a repeat is one idempotent request.
+func (s *Store) EnsureBucketPolicy(ctx context.Context, policy, bucket string) error {
+	doc, err := bucketPolicy(bucket)
+	if err != nil {
+		return sagas.Permanent(fmt.Errorf("policy %q: %w", policy, err))
+	}
+	ctx, st, cancel := s.call(ctx)
+	defer cancel()
+	return classify(st, s.admin.AddCannedPolicy(ctx, policy, doc), "write policy %q", policy)
+}
+
+// DeletePolicy removes the policy. MinIO refuses to remove a policy still
+// attached to a user or group, so the policy is first detached from them:
+// its name is ours, and so is every attachment of it.
+func (s *Store) DeletePolicy(ctx context.Context, policy string) error {
+	ctx, st, cancel := s.call(ctx)
+	defer cancel()
+	err := s.admin.RemoveCannedPolicy(ctx, policy)
+	if errCode(err) == codePolicyInUse {
+		if err := s.detachEverywhere(ctx, st, policy); err != nil {
+			return err
+		}
+		err = s.admin.RemoveCannedPolicy(ctx, policy)
+	}
+	if errCode(err) == codeNoSuchPolicy { // this MinIO answers 200 already; older ones 404
+		return nil
+	}
+	return classify(st, err, "delete policy %q", policy)
+}
+
+func (s *Store) detachEverywhere(ctx context.Context, st *atomic.Int32, policy string) error {
+	ents, err := s.admin.GetPolicyEntities(ctx, madmin.PolicyEntitiesQuery{Policy: []string{policy}})
+	if err != nil {
+		return classify(st, err, "find users of policy %q", policy)
+	}
+	for _, pm := range ents.PolicyMappings {
+		for _, u := range pm.Users {
+			if err := s.detach(ctx, st, madmin.PolicyAssociationReq{Policies: []string{policy}, User: u}); err != nil {
+				return err
+			}
+		}
+		for _, g := range pm.Groups {
+			if err := s.detach(ctx, st, madmin.PolicyAssociationReq{Policies: []string{policy}, Group: g}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Store) detach(ctx context.Context, st *atomic.Int32, r madmin.PolicyAssociationReq) error {
+	_, err := s.admin.DetachPolicy(ctx, r)
+	switch errCode(err) {
+	case codePolicyAlreadyOnUser, codeNoSuchUser:
+		return nil
+	}
+	return classify(st, err, "detach policy %v from %q%q", r.Policies, r.User, r.Group)
+}
+
+// EnsureUser creates the user or resets its secret (MinIO's add-user is an
+// upsert), then binds the policy to it.
+//
+// The binding uses set-user-or-group-policy, which madmin marks
+// deprecated, rather than attach: it sets the user's policies to exactly
+// this one (what a workspace credential should hold), is idempotent by
+// nature, and is not encrypted. madmin encrypts attach's request and
+// answer with keys derived by argon2id (64 MiB, under a process-wide
+// mutex), four derivations between client and server that made attach the
+// slowest call of all, several times add-policy's cost (see
+// BenchmarkAdminCall). A MinIO that has dropped the old call answers 426
+// XMinioAdminVersionMismatch, and attach takes over.
+func (s *Store) EnsureUser(ctx context.Context, accessKey, secretKey, policy string) error {
+	ctx, st, cancel := s.call(ctx)
+	defer cancel()
+	if err := s.admin.AddUser(ctx, accessKey, secretKey); err != nil {
+		return classify(st, err, "add user %q", accessKey)
+	}
+	err := s.admin.SetPolicy(ctx, policy, accessKey, false)
+	if errCode(err) == codeVersionMismatch {
+		return s.attach(ctx, st, accessKey, policy)
+	}
+	return classify(st, err, "set policy %q on user %q", policy, accessKey)
+}
+
+// attach adds the policy to the user's. This MinIO answers an attach that
+// changes nothing with 400 XMinioAdminPolicyChangeAlreadyApplied
+// (cmd/iam-store.go, policyDBUpdate), which is success here.
+func (s *Store) attach(ctx context.Context, st *atomic.Int32, accessKey, policy string) error {
+	_, err := s.admin.AttachPolicy(ctx, madmin.PolicyAssociationReq{Policies: []string{policy}, User: accessKey})
+	if errCode(err) == codePolicyAlreadyOnUser {
+		return nil
+	}
+	return classify(st, err, "attach policy %q to user %q", policy, accessKey)
+}
+
+// UserExists reports whether MinIO knows the access key as a user.
+func (s *Store) UserExists(ctx context.Context, accessKey string) (bool, error) {
+	ctx, st, cancel := s.call(ctx)
+	defer cancel()
+	_, err := s.admin.GetUserInfo(ctx, accessKey)
+	if errCode(err) == codeNoSuchUser {
+		return false, nil
+	}
+	if err != nil {
+		return false, classify(st, err, "look up user %q", accessKey)
+	}
+	return true, nil
+}
+
+// DeleteUser removes the user and, with it, its policy attachment.
+func (s *Store) DeleteUser(ctx context.Context, accessKey string) error {
+	ctx, st, cancel := s.call(ctx)
+	defer cancel()
+	err := s.admin.RemoveUser(ctx, accessKey)
+	if errCode(err) == codeNoSuchUser {
+		return nil
+	}
+	return classify(st, err, "delete user %q", accessKey)
+}
