@@ -4,10 +4,40 @@ import (
 	"context"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/eo-workspaces/provisioner/handlers/worker"
+	"github.com/eo-workspaces/provisioner/sagas/keycloak"
+	"github.com/eo-workspaces/provisioner/sagas/objectstore"
 )
 
 func (s *system) startWorker(ctx context.Context, g *errgroup.Group) error {
-	_ = ctx
-	_ = g
+	identity, err := keycloak.New(keycloak.Config{
+		BaseURL: s.cfg.KeycloakURL, Realm: s.cfg.KeycloakRealm,
+		ClientID: s.cfg.KeycloakClientID, ClientSecret: s.cfg.KeycloakClientSecret,
+	}, s.log.Named("keycloak"))
+	if err != nil {
+		return err
+	}
+	store, err := objectstore.New(objectstore.Config{
+		Endpoint: s.cfg.S3Endpoint, AccessKey: s.cfg.MinIOAccessKey, SecretKey: s.cfg.MinIOSecretKey, Region: s.cfg.S3Region,
+	})
+	if err != nil {
+		return err
+	}
+	secretStore, err := s.secretStore(ctx)
+	if err != nil {
+		return err
+	}
+	w, err := worker.New(worker.Config{
+		Concurrency: s.cfg.Concurrency, MaxRetryElapsed: s.cfg.MaxRetryElapsed,
+		Endpoint: s.publicS3URL(), Region: s.cfg.S3Region,
+	}, worker.Deps{
+		JS: s.bus.JS, Publisher: s.pub, Schema: s.schema,
+		Identity: identity, Store: store, Secrets: secretStore, Log: s.log.Named("worker"),
+	})
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return w.Run(ctx) })
 	return nil
 }

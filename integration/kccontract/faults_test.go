@@ -63,7 +63,7 @@ func TestFaultsAreObservedByGocloak(t *testing.T) {
 
 func TestFaultsOverHTTP(t *testing.T) {
 	tg := emulatorOnly(t)
-	status, body := tg.raw(t, http.MethodPost, "/_emulator/faults", "",
+	status, _ := tg.raw(t, http.MethodPost, "/_emulator/faults", "",
 		[]byte(`{"method":"POST","path":"/protocol/openid-connect/token$","kind":"503","times":1}`))
 	eq(t, "add fault", status, http.StatusCreated)
 	_, err := tg.GC.LoginAdmin(ctx(t), tg.AdminUser, tg.AdminPassword, "master")
@@ -75,7 +75,7 @@ func TestFaultsOverHTTP(t *testing.T) {
 	tg.raw(t, http.MethodPost, "/_emulator/faults", "", []byte(`{"path":".","kind":"500"}`))
 	status, _ = tg.raw(t, http.MethodDelete, "/_emulator/faults", "", nil)
 	eq(t, "clear", status, http.StatusNoContent)
-	status, body = tg.raw(t, http.MethodGet, "/_emulator/faults", "", nil)
+	status, body := tg.raw(t, http.MethodGet, "/_emulator/faults", "", nil)
 	eq(t, "list after clear", body, "[]")
 	eq(t, "list status", status, http.StatusOK)
 }

@@ -134,7 +134,9 @@ func TestWrongCredentialsRefused(t *testing.T) {
 }
 
 func TestAdminServerInfoWithRootCredentials(t *testing.T) {
-	adm, err := madmin.New(srv.Endpoint(), srv.RootUser(), srv.RootPassword(), false)
+	adm, err := madmin.NewWithOptions(srv.Endpoint(), &madmin.Options{
+		Creds: credentials.NewStaticV4(srv.RootUser(), srv.RootPassword(), ""),
+	})
 	if err != nil {
 		t.Fatalf("madmin client: %v", err)
 	}

@@ -42,6 +42,7 @@ func TestPolicyIsThatBucketOnlyAndIdempotent(t *testing.T) {
 			t.Fatalf("EnsureBucketPolicy #%d: %v", i+1, err)
 		}
 	}
+	//lint:ignore SA1019 InfoCannedPolicy returns the plain document the test compares
 	raw, err := adm.InfoCannedPolicy(ctx, n)
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +71,7 @@ func TestPolicyIsThatBucketOnlyAndIdempotent(t *testing.T) {
 	if err := s.EnsureBucketPolicy(ctx, n, "other-bucket"); err != nil {
 		t.Fatal(err)
 	}
+	//lint:ignore SA1019 InfoCannedPolicy returns the plain document the test compares
 	if raw, _ := adm.InfoCannedPolicy(ctx, n); !strings.Contains(string(raw), "other-bucket") || strings.Contains(string(raw), "the-bucket") {
 		t.Fatalf("policy after update = %s", raw)
 	}
@@ -78,6 +80,7 @@ func TestPolicyIsThatBucketOnlyAndIdempotent(t *testing.T) {
 			t.Fatalf("DeletePolicy #%d: %v", i+1, err)
 		}
 	}
+	//lint:ignore SA1019 InfoCannedPolicy returns the plain document the test compares
 	if _, err := adm.InfoCannedPolicy(ctx, n); madmin.ToErrorResponse(err).Code != "XMinioAdminNoSuchPolicy" {
 		t.Fatalf("policy after delete: %v", err)
 	}
@@ -199,6 +202,7 @@ func TestDeleteLeavesNothing(t *testing.T) {
 	if _, err := adm.GetUserInfo(ctx, access); madmin.ToErrorResponse(err).Code != "XMinioAdminNoSuchUser" {
 		t.Errorf("user after delete: %v", err)
 	}
+	//lint:ignore SA1019 InfoCannedPolicy returns the plain document the test compares
 	if _, err := adm.InfoCannedPolicy(ctx, bucket); madmin.ToErrorResponse(err).Code != "XMinioAdminNoSuchPolicy" {
 		t.Errorf("policy after delete: %v", err)
 	}
@@ -221,6 +225,7 @@ func TestDeletePolicyStillAttached(t *testing.T) {
 	if err := s.DeletePolicy(ctx, bucket); err != nil {
 		t.Fatalf("DeletePolicy: %v", err)
 	}
+	//lint:ignore SA1019 InfoCannedPolicy returns the plain document the test compares
 	if _, err := adm.InfoCannedPolicy(ctx, bucket); madmin.ToErrorResponse(err).Code != "XMinioAdminNoSuchPolicy" {
 		t.Fatalf("policy after delete: %v", err)
 	}

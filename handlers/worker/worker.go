@@ -1,0 +1,284 @@
+// Package worker consumes workspace commands from JetStream and drives
+// the provisioning sagas: one workspace's commands one at a time, in
+// stream order; different workspaces in parallel.
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/eo-workspaces/provisioner/events"
+	"github.com/eo-workspaces/provisioner/sagas"
+	"github.com/eo-workspaces/provisioner/sagas/secrets"
+)
+
+// ConsumerName is the durable pull consumer on the commands stream.
+const ConsumerName = "worker"
+
+// Config tunes the worker; zero values take the defaults.
+type Config struct {
+	Concurrency     int           // sagas running at once (8)
+	MaxRetryElapsed time.Duration // in-place retries of a transient error before failed (5m)
+	AckWait         time.Duration // heart-beaten every third while a message is held (30s)
+	WorkerID        string        // lease owner; stable across restarts if set (hostname-random)
+	Endpoint        string        // S3 endpoint reported in the storage block (required)
+	Region          string        // S3 region (us-east-1)
+	LeaseTTL        time.Duration // saga lease, renewed every third (30s)
+	MaxDeliver      int           // deliveries before the max-deliveries dead letter (20)
+	MaxAckPending   int           // commands held at once, queued or running (1000)
+	NakDelay        time.Duration // redelivery delay when busy elsewhere or the bus fails (5s)
+	RetryInitial    time.Duration // first in-place backoff (250ms)
+	RetryMax        time.Duration // longest in-place backoff (15s)
+	StepTimeout     time.Duration // one attempt of a step; bounds a graceful stop (1m)
+}
+
+// WithDefaults fills the zero fields.
+func (c Config) WithDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 8
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 20
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = 1000
+	}
+	if c.Region == "" {
+		c.Region = "us-east-1"
+	}
+	if c.WorkerID == "" {
+		c.WorkerID = defaultWorkerID()
+	}
+	def(&c.MaxRetryElapsed, 5*time.Minute)
+	def(&c.AckWait, 30*time.Second)
+	def(&c.LeaseTTL, 30*time.Second)
+	def(&c.NakDelay, 5*time.Second)
+	def(&c.RetryInitial, 250*time.Millisecond)
+	def(&c.RetryMax, 15*time.Second)
+	def(&c.StepTimeout, time.Minute)
+	return c
+}
+
+// Validate names the first field that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.Concurrency < 1:
+		return fmt.Errorf("concurrency: %d must be at least 1", c.Concurrency)
+	case c.Endpoint == "":
+		return errors.New("endpoint: the S3 endpoint reported to clients is required")
+	case c.AckWait < time.Second:
+		return fmt.Errorf("ack wait: %s is shorter than a second", c.AckWait)
+	case c.MaxDeliver < 2:
+		return fmt.Errorf("max deliver: %d must be at least 2", c.MaxDeliver)
+	case c.MaxAckPending < c.Concurrency:
+		return fmt.Errorf("max ack pending: %d is below the concurrency %d", c.MaxAckPending, c.Concurrency)
+	case c.NakDelay <= 0:
+		return fmt.Errorf("nak delay: %s must be positive", c.NakDelay)
+	}
+	return c.runnerConfig().Validate()
+}
+
+func (c Config) runnerConfig() sagas.RunnerConfig {
+	return sagas.RunnerConfig{WorkerID: c.WorkerID, LeaseTTL: c.LeaseTTL, MaxRetryElapsed: c.MaxRetryElapsed,
+		RetryInitial: c.RetryInitial, RetryMax: c.RetryMax, StepTimeout: c.StepTimeout}
+}
+
+func defaultWorkerID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	if host == "" {
+		host = "worker"
+	}
+	return host + "-" + hex.EncodeToString(b)
+}
+
+// Deps are the worker's collaborators.
+type Deps struct {
+	JS        jetstream.JetStream
+	Publisher *events.Publisher
+	Schema    events.SchemaValidator
+	Identity  sagas.Identity
+	Store     sagas.ObjectStore
+	Secrets   *secrets.Store
+	Log       *zap.Logger
+}
+
+// Worker consumes commands. See Run.
+type Worker struct {
+	cfg   Config
+	deps  Deps
+	log   *zap.Logger
+	ready chan struct{}
+	once  sync.Once
+}
+
+// New checks the configuration and dependencies.
+func New(cfg Config, deps Deps) (*Worker, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("worker config: %w", err)
+	}
+	if deps.JS == nil || deps.Publisher == nil || deps.Schema == nil || deps.Identity == nil ||
+		deps.Store == nil || deps.Secrets == nil {
+		return nil, errors.New("worker: JS, Publisher, Schema, Identity, Store and Secrets are required")
+	}
+	log := deps.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Worker{cfg: cfg, deps: deps, log: log.With(zap.String("worker_id", cfg.WorkerID)), ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once the worker consumes.
+func (w *Worker) Ready() <-chan struct{} { return w.ready }
+
+// ID is the worker's lease owner id.
+func (w *Worker) ID() string { return w.cfg.WorkerID }
+
+// Run consumes until ctx ends, then stops taking messages and returns
+// once every saga in flight reached a step boundary (bounded by
+// Config.StepTimeout); what was not finished is redelivered.
+//
+// How a message's fate is decided, and why:
+//   - Each message goes to its workspace's FIFO queue, drained by one
+//     goroutine; a semaphore bounds how many sagas run at once. So one
+//     workspace's commands apply one at a time, in stream order (a delete
+//     that arrives while the create runs waits behind it, then undoes it),
+//     and different workspaces proceed in parallel.
+//   - Transient provider errors are retried in place by the saga runner
+//     (exponential backoff with jitter, up to MaxRetryElapsed), never
+//     Nak'd: a Nak'd command would be overtaken by the next one of its
+//     workspace. Every held message, queued or running, is heart-beaten
+//     with InProgress so AckWait does not expire while it waits.
+//   - settle is the one function that maps the outcome to Ack, Nak or Term.
+//     Once a message goes back to the stream (Nak), every message queued
+//     behind it for the same workspace goes back too, so none overtakes it.
+//   - Several workers may consume the same durable consumer: a lease in the
+//     saga record (worker id, expiry; taken by compare-and-set, renewed
+//     while running) makes sure only one drives a workspace at a time; a
+//     command for a workspace leased by another live worker is Nak'd with
+//     a delay. The lease gives mutual exclusion, not order: across workers
+//     two commands of one workspace pulled at the same moment can apply in
+//     either order. Strict order with several workers needs partitioned
+//     consumers (one per subject partition), which this design leaves for
+//     when one worker is not enough.
+func (w *Worker) Run(ctx context.Context) error {
+	coord, err := w.coordinator(ctx)
+	if err != nil {
+		return err
+	}
+	cons, err := w.deps.JS.CreateOrUpdateConsumer(ctx, events.CommandsStream, w.consumerConfig())
+	if err != nil {
+		return fmt.Errorf("worker consumer: %w", err)
+	}
+	stopAdvisories, err := w.watchMaxDeliveries(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopAdvisories()
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * w.cfg.Concurrency))
+	if err != nil {
+		return fmt.Errorf("worker messages: %w", err)
+	}
+	d := newDispatcher(w.cfg.Concurrency, func(ctx context.Context, msg jetstream.Msg) error {
+		return w.process(ctx, coord, msg)
+	}, w.settle)
+	stopBeat := d.heartbeat(w.cfg.AckWait/3, w.log)
+	defer stopBeat()
+	consuming := make(chan struct{})
+	defer close(consuming)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-consuming:
+		}
+		it.Stop()
+	}()
+	w.once.Do(func() { close(w.ready) })
+	w.log.Info("worker consuming", zap.String("stream", events.CommandsStream), zap.Int("concurrency", w.cfg.Concurrency))
+	err = w.consume(ctx, it, d)
+	d.wait()
+	return err
+}
+
+func (w *Worker) consume(ctx context.Context, it jetstream.MessagesContext, d *dispatcher) error {
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			return fmt.Errorf("worker next: %w", err)
+		}
+		d.dispatch(ctx, workspaceKey(msg.Subject()), msg)
+	}
+}
+
+// workspaceKey is the queue a message joins; a subject that names no
+// workspace still gets a queue, and is rejected when handled.
+func workspaceKey(subject string) string {
+	if ws := events.WorkspaceFromSubject(subject); ws != "" {
+		return ws
+	}
+	return "\x00" + subject
+}
+
+func (w *Worker) consumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       ConsumerName,
+		Description:   "Drives workspace sagas from commands",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       w.cfg.AckWait,
+		MaxDeliver:    w.cfg.MaxDeliver,
+		MaxAckPending: w.cfg.MaxAckPending,
+		FilterSubject: events.CommandSubjectPrefix + ">",
+	}
+}
+
+func (w *Worker) coordinator(ctx context.Context) (*sagas.Coordinator, error) {
+	sagaKV, err := w.deps.JS.KeyValue(ctx, events.SagaBucket)
+	if err != nil {
+		return nil, fmt.Errorf("saga bucket: %w", err)
+	}
+	namesKV, err := w.deps.JS.KeyValue(ctx, events.NamesBucket)
+	if err != nil {
+		return nil, fmt.Errorf("names bucket: %w", err)
+	}
+	progress := sagas.NewProgress(sagaKV)
+	runner, err := sagas.NewRunner(w.cfg.runnerConfig(), progress, w.deps.Publisher, w.log)
+	if err != nil {
+		return nil, err
+	}
+	prov, err := sagas.NewProvisioner(sagas.ProvisionerDeps{Identity: w.deps.Identity, Store: w.deps.Store,
+		Vault: w.deps.Secrets, Names: names{namesKV}, Log: w.log}, w.cfg.Endpoint, w.cfg.Region)
+	if err != nil {
+		return nil, err
+	}
+	return sagas.NewCoordinator(runner, progress, prov, w.log), nil
+}
+
+// names releases reservations in events.NamesBucket.
+type names struct{ kv jetstream.KeyValue }
+
+func (n names) Release(ctx context.Context, name string) error {
+	if err := n.kv.Delete(ctx, name); err != nil && !events.IsNotFound(err) {
+		return fmt.Errorf("release name %s: %w", name, err)
+	}
+	return nil
+}

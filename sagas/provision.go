@@ -1,0 +1,249 @@
+package sagas
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/eo-workspaces/provisioner/events"
+	"github.com/eo-workspaces/provisioner/sagas/secrets"
+)
+
+// Vault keeps workspace credentials encrypted at rest (*secrets.Store).
+type Vault interface {
+	// PutIfAbsent stores c unless one is stored, and returns the stored one.
+	PutIfAbsent(ctx context.Context, ws string, c secrets.Credential) (secrets.Credential, error)
+	Get(ctx context.Context, ws string) (c secrets.Credential, ok bool, err error)
+	// Delete removes it; absent is success.
+	Delete(ctx context.Context, ws string) error
+}
+
+// Names releases a workspace name reservation so the name can be reused.
+type Names interface {
+	Release(ctx context.Context, name string) error
+}
+
+// ProvisionerDeps are the ports the provisioning steps act through.
+type ProvisionerDeps struct {
+	Identity Identity
+	Store    ObjectStore
+	Vault    Vault
+	Names    Names
+	Log      *zap.Logger
+}
+
+// Provisioner defines the create and delete sagas of a workspace.
+type Provisioner struct {
+	d        ProvisionerDeps
+	endpoint string
+	region   string
+}
+
+// NewProvisioner returns the saga definitions; endpoint and region are the
+// S3 endpoint and region reported in a ready workspace's storage block.
+func NewProvisioner(d ProvisionerDeps, endpoint, region string) (*Provisioner, error) {
+	switch {
+	case d.Identity == nil, d.Store == nil, d.Vault == nil, d.Names == nil:
+		return nil, errors.New("provisioner: identity, store, vault and names are required")
+	case endpoint == "" || region == "":
+		return nil, errors.New("provisioner: storage endpoint and region are required")
+	}
+	if d.Log == nil {
+		d.Log = zap.NewNop()
+	}
+	return &Provisioner{d: d, endpoint: endpoint, region: region}, nil
+}
+
+// Create builds a workspace as CONTRACT.md "What a workspace is made of"
+// lists it: a Keycloak client with two client roles, the owner holding
+// ws_admin; a bucket, a policy for that bucket only, credentials bound to it.
+func (p *Provisioner) Create() Saga {
+	return Saga{Name: SagaCreate, Running: events.StatusProvisioning, Steps: p.createSteps(), Done: p.ready}
+}
+
+func (p *Provisioner) createSteps() []Step {
+	return []Step{
+		{Name: "keycloak_client", Do: p.ensureClient, Compensate: p.deleteClient},
+		{Name: "keycloak_roles", Do: p.ensureRoles},               // removed with the client
+		{Name: "owner_role", Do: p.grantOwner, Event: ownerAdded}, // removed with the client
+		{Name: "bucket", Do: p.ensureBucket, Compensate: p.deleteBucket},
+		{Name: "policy", Do: p.ensurePolicy, Compensate: p.deletePolicy},
+		{Name: "credentials", Do: p.ensureCredentials, Compensate: p.revoke}, // secret stored before the user exists
+	}
+}
+
+// Delete undoes Create in reverse order. Its first step removes the bucket
+// only if it is empty (S3 refuses to delete a non-empty bucket, so the
+// check cannot race with an upload); without purge a bucket holding
+// objects stops the saga before any credential is revoked.
+func (p *Provisioner) Delete() Saga {
+	steps := []Step{{Name: "bucket_empty_check", Do: p.deleteBucketIfEmpty}}
+	steps = append(steps, Compensations(p.createSteps())...)
+	steps = append(steps, Step{Name: "release_name", Do: p.releaseName})
+	return Saga{Name: SagaDelete, Running: events.StatusDeleting, Steps: steps, Done: deleted}
+}
+
+// ByName returns the saga definition of that name.
+func (p *Provisioner) ByName(name string) (Saga, bool) {
+	switch name {
+	case SagaCreate:
+		return p.Create(), true
+	case SagaDelete:
+		return p.Delete(), true
+	}
+	return Saga{}, false
+}
+
+func (p *Provisioner) ready(st *State) events.StatusChanged {
+	return events.StatusChanged{
+		Status:  events.StatusReady,
+		Owner:   st.Params.Owner,
+		Storage: &events.Storage{Bucket: st.Workspace, Endpoint: p.endpoint, Region: p.region},
+	}
+}
+
+func deleted(*State) events.StatusChanged { return events.StatusChanged{Status: events.StatusDeleted} }
+
+func ownerAdded(st *State) events.Payload {
+	return &events.MemberAdded{Username: st.Params.Owner, Role: events.RoleAdmin}
+}
+
+func (p *Provisioner) ensureClient(ctx context.Context, st *State) error {
+	_, err := p.d.Identity.EnsureClient(ctx, st.Workspace)
+	return err
+}
+
+func (p *Provisioner) ensureRoles(ctx context.Context, st *State) error {
+	return p.d.Identity.EnsureClientRoles(ctx, st.Workspace, events.RoleAccess, events.RoleAdmin)
+}
+
+func (p *Provisioner) grantOwner(ctx context.Context, st *State) error {
+	err := p.d.Identity.GrantClientRole(ctx, st.Workspace, st.Params.Owner, events.RoleAdmin)
+	if errors.Is(err, ErrUnknownUser) {
+		return Permanentf("default owner %q does not exist in the realm: %w", st.Params.Owner, err)
+	}
+	return err
+}
+
+func (p *Provisioner) ensureBucket(ctx context.Context, st *State) error {
+	return p.d.Store.EnsureBucket(ctx, st.Workspace)
+}
+
+// The policy and the MinIO user are named after the workspace.
+func (p *Provisioner) ensurePolicy(ctx context.Context, st *State) error {
+	return p.d.Store.EnsureBucketPolicy(ctx, st.Workspace, st.Workspace)
+}
+
+// ensureCredentials stores the secret before creating the user, so a
+// crash in between re-applies the same secret. A stored secret is also
+// our mark on the user: one that exists without it is someone else's.
+func (p *Provisioner) ensureCredentials(ctx context.Context, st *State) error {
+	ws := st.Workspace
+	cred, ok, err := p.d.Vault.Get(ctx, ws)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		exists, err := p.d.Store.UserExists(ctx, ws)
+		if err != nil {
+			return err
+		}
+		if exists {
+			return fmt.Errorf("minio user %q: %w", ws, ErrNotOurs)
+		}
+		secret, err := newSecret()
+		if err != nil {
+			return err
+		}
+		if cred, err = p.d.Vault.PutIfAbsent(ctx, ws, secrets.Credential{AccessKey: ws, SecretKey: secret}); err != nil {
+			return err
+		}
+	}
+	return redact(p.d.Store.EnsureUser(ctx, cred.AccessKey, cred.SecretKey, ws), cred.SecretKey)
+}
+
+// revoke deletes the MinIO user, then our copy of its secret. Without a
+// stored secret the user, if any, is not ours and is left alone.
+func (p *Provisioner) revoke(ctx context.Context, st *State) error {
+	cred, ok, err := p.d.Vault.Get(ctx, st.Workspace)
+	if err != nil || !ok {
+		return err
+	}
+	if err := p.d.Store.DeleteUser(ctx, cred.AccessKey); err != nil {
+		return redact(err, cred.SecretKey)
+	}
+	return p.d.Vault.Delete(ctx, st.Workspace)
+}
+
+func (p *Provisioner) deleteBucketIfEmpty(ctx context.Context, st *State) error {
+	if st.Params.Purge {
+		return nil // the bucket step removes it with its objects
+	}
+	err := p.notOursIsGone(st, "bucket", p.d.Store.DeleteBucket(ctx, st.Workspace, false))
+	if errors.Is(err, ErrNotEmpty) {
+		return Permanentf("bucket %s holds objects; delete the workspace with purge=true to remove them: %w", st.Workspace, err)
+	}
+	return err
+}
+
+func (p *Provisioner) deleteBucket(ctx context.Context, st *State) error {
+	return p.notOursIsGone(st, "bucket", p.d.Store.DeleteBucket(ctx, st.Workspace, st.Params.Purge))
+}
+
+func (p *Provisioner) deletePolicy(ctx context.Context, st *State) error {
+	return p.notOursIsGone(st, "policy", p.d.Store.DeletePolicy(ctx, st.Workspace))
+}
+
+func (p *Provisioner) deleteClient(ctx context.Context, st *State) error {
+	return p.notOursIsGone(st, "keycloak client", p.d.Identity.DeleteClient(ctx, st.Workspace))
+}
+
+func (p *Provisioner) releaseName(ctx context.Context, st *State) error {
+	return p.d.Names.Release(ctx, st.Workspace)
+}
+
+// notOursIsGone lets a delete finish when a resource of that name exists
+// but was never ours (the create failed on it): there is nothing of ours
+// to remove, and someone else's resource is never touched.
+func (p *Provisioner) notOursIsGone(st *State, what string, err error) error {
+	if errors.Is(err, ErrNotOurs) {
+		p.d.Log.Warn("delete: leaving a resource this system did not create",
+			zap.String("workspace", st.Workspace), zap.String("resource", what), zap.Error(err))
+		return nil
+	}
+	return err
+}
+
+// newSecret returns 40 hex characters (160 random bits), the longest
+// secret MinIO generates itself.
+func newSecret() (string, error) {
+	b := make([]byte, 20)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate secret: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// redactedError hides a secret from an error's text but keeps its chain,
+// so errors.Is still sees the provider's kind.
+type redactedError struct {
+	err    error
+	secret string
+}
+
+func (e *redactedError) Error() string {
+	return strings.ReplaceAll(e.err.Error(), e.secret, "[redacted]")
+}
+func (e *redactedError) Unwrap() error { return e.err }
+
+func redact(err error, secret string) error {
+	if err == nil || secret == "" {
+		return err
+	}
+	return &redactedError{err: err, secret: secret}
+}

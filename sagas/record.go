@@ -1,0 +1,125 @@
+package sagas
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eo-workspaces/provisioner/events"
+)
+
+// Record is a workspace's saga progress, one KV entry per workspace in
+// events.SagaBucket, always written with compare-and-set on its revision.
+type Record struct {
+	Saga          string   `json:"saga"`
+	CommandID     string   `json:"command_id"`
+	CorrelationID string   `json:"correlation_id"`
+	Actor         string   `json:"actor"`
+	Status        string   `json:"status"`
+	Previous      string   `json:"previous,omitempty"` // status before this run
+	StepsDone     []string `json:"steps_done"`
+	FailedStep    string   `json:"failed_step,omitempty"`
+	LastError     string   `json:"last_error,omitempty"`
+	Retryable     bool     `json:"retryable,omitempty"`
+	Params        Params   `json:"params"`
+	// CreatedBy is the id of the create command that made this
+	// incarnation of the workspace, kept through its deletion, so a stale
+	// redelivery of that create does not bring a deleted workspace back.
+	CreatedBy string    `json:"created_by,omitempty"`
+	Lease     *Lease    `json:"lease,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Lease says which worker drives the saga, until when; renewed while it
+// runs, cleared when the run ends.
+type Lease struct {
+	WorkerID string    `json:"worker_id"`
+	Until    time.Time `json:"until"`
+}
+
+// Running reports whether the saga was left mid-way (a run is going on,
+// or a worker stopped or crashed during one).
+func (r Record) Running() bool {
+	return r.Status == events.StatusProvisioning || r.Status == events.StatusDeleting
+}
+
+// LeasedByOther reports whether another worker holds a lease that has
+// not expired. A worker with our id is ourselves before a restart.
+func (r Record) LeasedByOther(workerID string, now time.Time) bool {
+	return r.Lease != nil && r.Lease.WorkerID != workerID && now.Before(r.Lease.Until)
+}
+
+// next returns the index of the first step of s not done.
+func (r Record) next(s Saga) int {
+	for i, st := range s.Steps {
+		if !slices.Contains(r.StepsDone, st.Name) {
+			return i
+		}
+	}
+	return len(s.Steps)
+}
+
+// meta returns the envelope metadata of an event caused by the command
+// that drives this run.
+func (r Record) meta() events.Meta {
+	return events.Meta{Actor: r.Actor, CorrelationID: r.CorrelationID, CausationID: r.CommandID}
+}
+
+// errConflict means another writer changed the record since we read it.
+var errConflict = errors.New("saga record changed concurrently")
+
+// Progress reads and writes saga records.
+type Progress struct{ kv jetstream.KeyValue }
+
+// NewProgress binds to the saga bucket (events.SagaBucket).
+func NewProgress(kv jetstream.KeyValue) *Progress { return &Progress{kv: kv} }
+
+// Load returns the record of ws and its revision; revision 0 means none.
+func (p *Progress) Load(ctx context.Context, ws string) (Record, uint64, error) {
+	e, err := p.kv.Get(ctx, ws)
+	if events.IsNotFound(err) {
+		return Record{}, 0, nil
+	}
+	if err != nil {
+		return Record{}, 0, fmt.Errorf("load saga of %s: %w", ws, err)
+	}
+	var r Record
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return Record{}, 0, fmt.Errorf("decode saga of %s: %w", ws, err)
+	}
+	return r, e.Revision(), nil
+}
+
+// Save writes r if the stored revision is still rev (0: no record yet)
+// and returns the new revision; errConflict if someone wrote first.
+func (p *Progress) Save(ctx context.Context, ws string, r Record, rev uint64) (uint64, error) {
+	r.UpdatedAt = time.Now().UTC()
+	raw, err := json.Marshal(r)
+	if err != nil {
+		return 0, fmt.Errorf("encode saga of %s: %w", ws, err)
+	}
+	var next uint64
+	if rev == 0 {
+		next, err = p.kv.Create(ctx, ws, raw)
+	} else {
+		next, err = p.kv.Update(ctx, ws, raw, rev)
+	}
+	if isConflict(err) {
+		return 0, fmt.Errorf("save saga of %s: %w", ws, errConflict)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("save saga of %s: %w", ws, err)
+	}
+	return next, nil
+}
+
+func isConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) ||
+		(errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence)
+}

@@ -1,0 +1,386 @@
+package sagas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/eo-workspaces/provisioner/events"
+)
+
+// Outcomes of a run besides success. The worker maps them to a message's
+// fate in one place.
+var (
+	// ErrBusy: another live worker holds the workspace's lease (or took
+	// it from us); try the command again later.
+	ErrBusy = errors.New("workspace is leased by another worker")
+	// ErrStopped: the context ended, so the run stopped at a step boundary
+	// and released its lease; the record resumes it later.
+	ErrStopped = errors.New("stopped at a step boundary")
+)
+
+// FailedError is a run that ended in status failed: the failure is
+// recorded and published, nothing is left to do for the command.
+type FailedError struct {
+	Saga, Step string
+	Retryable  bool // transient errors outlasted the retry budget
+	Err        error
+}
+
+func (e *FailedError) Error() string {
+	return fmt.Sprintf("%s saga failed at step %s: %v", e.Saga, e.Step, e.Err)
+}
+func (e *FailedError) Unwrap() error { return e.Err }
+
+// EventPublisher publishes envelopes; *events.Publisher is one.
+type EventPublisher interface {
+	Publish(ctx context.Context, env events.Envelope) (events.Published, error)
+}
+
+// RunnerConfig tunes retries, leases and step time limits.
+type RunnerConfig struct {
+	WorkerID string
+	// LeaseTTL is how long a lease holds without renewal; renewed every
+	// third of it while a run goes on.
+	LeaseTTL time.Duration
+	// MaxRetryElapsed bounds the in-place retries of a transient error
+	// before the saga goes failed (retryable by a retry command).
+	MaxRetryElapsed time.Duration
+	RetryInitial    time.Duration // first backoff interval
+	RetryMax        time.Duration // longest backoff interval
+	// StepTimeout bounds one attempt of a step. Steps do not see the run's
+	// cancellation (a provider call is not cut in half), so this also
+	// bounds how long a stop waits for the step in flight.
+	StepTimeout time.Duration
+}
+
+// WithDefaults fills the zero fields.
+func (c RunnerConfig) WithDefaults() RunnerConfig {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.LeaseTTL, 30*time.Second)
+	def(&c.MaxRetryElapsed, 5*time.Minute)
+	def(&c.RetryInitial, 250*time.Millisecond)
+	def(&c.RetryMax, 15*time.Second)
+	def(&c.StepTimeout, time.Minute)
+	return c
+}
+
+// Validate names the first field that cannot work.
+func (c RunnerConfig) Validate() error {
+	switch {
+	case c.WorkerID == "":
+		return errors.New("worker id: required")
+	case c.LeaseTTL < 100*time.Millisecond:
+		return fmt.Errorf("lease ttl: %s is too short", c.LeaseTTL)
+	case c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial:
+		return fmt.Errorf("retry intervals: initial %s, max %s", c.RetryInitial, c.RetryMax)
+	case c.MaxRetryElapsed <= 0:
+		return fmt.Errorf("max retry elapsed: %s must be positive", c.MaxRetryElapsed)
+	case c.StepTimeout <= 0:
+		return fmt.Errorf("step timeout: %s must be positive", c.StepTimeout)
+	}
+	return nil
+}
+
+// Runner executes sagas step by step, persisting progress after each.
+type Runner struct {
+	cfg      RunnerConfig
+	progress *Progress
+	pub      EventPublisher
+	log      *zap.Logger
+}
+
+// NewRunner checks cfg (after defaults) and returns a runner.
+func NewRunner(cfg RunnerConfig, progress *Progress, pub EventPublisher, log *zap.Logger) (*Runner, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("saga runner: %w", err)
+	}
+	if progress == nil || pub == nil || log == nil {
+		return nil, errors.New("saga runner: progress, publisher and logger are required")
+	}
+	return &Runner{cfg: cfg, progress: progress, pub: pub, log: log}, nil
+}
+
+// lease returns a fresh lease of this worker.
+func (r *Runner) lease() *Lease {
+	return &Lease{WorkerID: r.cfg.WorkerID, Until: time.Now().Add(r.cfg.LeaseTTL)}
+}
+
+// run drives s for ws from rec, which the caller saved at rev holding our
+// lease. Every step's event is published before its progress is saved:
+// a crash in between repeats the (idempotent) step and re-publishes an
+// event with the same id, which the stream drops; the other order could
+// lose the event. Returns nil, *FailedError, ErrStopped, ErrBusy or an
+// infrastructure error.
+func (r *Runner) run(ctx context.Context, s Saga, ws string, rec Record, rev uint64) error {
+	h := &handle{r: r, ws: ws, rec: rec, rev: rev}
+	defer h.keepLease(ctx)()
+	st := &State{Workspace: ws, Params: rec.Params}
+	start := &events.StatusChanged{Status: s.Running, Previous: rec.Previous, Owner: rec.Params.Owner}
+	if err := h.publish(ctx, "status", s.Running, start); err != nil {
+		return h.abort(ctx, err)
+	}
+	for _, step := range s.Steps[rec.next(s):] {
+		if err := h.checkpoint(ctx); err != nil {
+			return h.abort(ctx, err)
+		}
+		if err := r.retry(ctx, ws, step.Name, func() error { return r.do(ctx, step, st) }); err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return h.abort(ctx, ErrStopped)
+			}
+			return h.fail(ctx, s, step.Name, err)
+		}
+		if err := h.completed(ctx, s, step, st); err != nil {
+			return h.abort(ctx, err)
+		}
+	}
+	return h.finish(ctx, s, st)
+}
+
+// do runs one attempt of a step, detached from the run's cancellation
+// but bounded by the step timeout.
+func (r *Runner) do(ctx context.Context, step Step, st *State) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.StepTimeout)
+	defer cancel()
+	if err := step.Do(sctx, st); err != nil {
+		return fmt.Errorf("%s: %w", step.Name, err)
+	}
+	return nil
+}
+
+// retry runs op until it succeeds, fails permanently, the retry budget
+// is spent (exponential backoff with jitter) or ctx ends.
+func (r *Runner) retry(ctx context.Context, ws, what string, op func() error) error {
+	b := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(r.cfg.RetryInitial),
+		backoff.WithMaxInterval(r.cfg.RetryMax),
+		backoff.WithMaxElapsedTime(r.cfg.MaxRetryElapsed),
+		backoff.WithRandomizationFactor(0.5),
+	)
+	return backoff.RetryNotify(func() error {
+		err := op()
+		if err != nil && (IsPermanent(err) || errors.Is(err, errConflict)) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, backoff.WithContext(b, ctx), func(err error, next time.Duration) {
+		r.log.Warn("saga: transient error, retrying", zap.String("workspace", ws), zap.String("step", what),
+			zap.Duration("in", next), zap.Error(err))
+	})
+}
+
+// EventID is the deterministic id of the event a command's run publishes
+// for one step and outcome, so a repeated step re-publishes a duplicate.
+func EventID(commandID, saga, step, outcome string) string {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte(events.DefaultSource+"/"+commandID+"/"+saga+"/"+step+"/"+outcome)).String()
+}
+
+// handle is one run's view of its record. Step progress and lease renewal
+// both write through it, serialised, so each write knows the revision.
+type handle struct {
+	r    *Runner
+	ws   string
+	mu   sync.Mutex
+	rec  Record
+	rev  uint64
+	lost bool
+}
+
+func (h *handle) publish(ctx context.Context, step, outcome string, p events.Payload) error {
+	h.mu.Lock()
+	meta := h.rec.meta()
+	meta.ID = EventID(h.rec.CommandID, h.rec.Saga, step, outcome)
+	h.mu.Unlock()
+	env, err := events.New(h.ws, p, meta)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.detached(ctx)
+	defer cancel()
+	return h.r.retry(ctx, h.ws, "publish "+p.EventType(), func() error {
+		_, err := h.r.pub.Publish(ctx, env)
+		return err
+	})
+}
+
+// detached returns a context for recording what already happened: a stop
+// does not cut it short (the step is done, its record should say so), the
+// step timeout bounds it.
+func (h *handle) detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), h.r.cfg.StepTimeout)
+}
+
+// update applies change to the record and saves it with compare-and-set;
+// a conflict means another worker took the lease.
+func (h *handle) update(ctx context.Context, change func(*Record)) error {
+	ctx, cancel := h.detached(ctx)
+	defer cancel()
+	return h.r.retry(ctx, h.ws, "save progress", func() error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.lost {
+			return backoff.Permanent(fmt.Errorf("lease on %s lost: %w", h.ws, ErrBusy))
+		}
+		next := h.rec
+		next.StepsDone = append([]string(nil), h.rec.StepsDone...)
+		change(&next)
+		rev, err := h.r.progress.Save(ctx, h.ws, next, h.rev)
+		if errors.Is(err, errConflict) {
+			h.lost = true
+			return fmt.Errorf("lease on %s lost: %w", h.ws, ErrBusy)
+		}
+		if err != nil {
+			return err
+		}
+		h.rec, h.rev = next, rev
+		return nil
+	})
+}
+
+// keepLease renews the lease every third of its TTL until the returned
+// stop is called. Renewals outlive ctx: a stopping run still holds its
+// workspace until the step in flight is done. A failed renewal is tried
+// again at the next tick; a conflict means the lease is lost.
+func (h *handle) keepLease(ctx context.Context) (stop func()) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(h.r.cfg.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+				if err := h.renew(rctx); err != nil && rctx.Err() == nil {
+					h.r.log.Warn("saga: lease renewal failed", zap.String("workspace", h.ws), zap.Error(err))
+				}
+			}
+		}
+	}()
+	return func() { cancel(); wg.Wait() }
+}
+
+func (h *handle) renew(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lost || h.rec.Lease == nil {
+		return nil
+	}
+	next := h.rec
+	next.Lease = h.r.lease()
+	ctx, cancel := context.WithTimeout(ctx, h.r.cfg.LeaseTTL/3)
+	defer cancel()
+	rev, err := h.r.progress.Save(ctx, h.ws, next, h.rev)
+	if errors.Is(err, errConflict) {
+		h.lost = true
+	}
+	if err != nil {
+		return err
+	}
+	h.rec, h.rev = next, rev
+	return nil
+}
+
+func (h *handle) checkpoint(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return ErrStopped
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lost {
+		return fmt.Errorf("lease on %s lost: %w", h.ws, ErrBusy)
+	}
+	return nil
+}
+
+func (h *handle) completed(ctx context.Context, s Saga, step Step, st *State) error {
+	if err := h.publish(ctx, step.Name, "completed", &events.StepCompleted{Saga: s.Name, Step: step.Name}); err != nil {
+		return err
+	}
+	if step.Event != nil {
+		if err := h.publish(ctx, step.Name, "event", step.Event(st)); err != nil {
+			return err
+		}
+	}
+	h.r.log.Info("saga: step completed", zap.String("workspace", h.ws), zap.String("saga", s.Name), zap.String("step", step.Name))
+	return h.update(ctx, func(r *Record) { r.StepsDone = append(r.StepsDone, step.Name) })
+}
+
+func (h *handle) finish(ctx context.Context, s Saga, st *State) error {
+	done := s.Done(st)
+	done.Previous = s.Running
+	if err := h.publish(ctx, "status", done.Status, &done); err != nil {
+		return h.abort(ctx, err)
+	}
+	if err := h.update(ctx, func(r *Record) { r.Status, r.Lease = done.Status, nil }); err != nil {
+		return h.abort(ctx, err)
+	}
+	h.r.log.Info("saga: done", zap.String("workspace", h.ws), zap.String("saga", s.Name), zap.String("status", done.Status))
+	return nil
+}
+
+// fail records a step's failure: a step.failed event, a failed status
+// event, then the record, its lease released.
+func (h *handle) fail(ctx context.Context, s Saga, step string, cause error) error {
+	msg := truncate(cause.Error(), 2000)
+	retryable := !IsPermanent(cause)
+	failed := &events.StepFailed{Saga: s.Name, Step: step, Error: msg, Retryable: retryable}
+	if err := h.publish(ctx, step, "failed", failed); err != nil {
+		return h.abort(ctx, err)
+	}
+	status := &events.StatusChanged{Status: events.StatusFailed, Previous: s.Running, Owner: h.rec.Params.Owner,
+		LastError: msg, FailedStep: step}
+	if err := h.publish(ctx, "status", events.StatusFailed+"/"+step, status); err != nil {
+		return h.abort(ctx, err)
+	}
+	err := h.update(ctx, func(r *Record) {
+		r.Status, r.FailedStep, r.LastError, r.Retryable, r.Lease = events.StatusFailed, step, msg, retryable, nil
+	})
+	if err != nil {
+		return h.abort(ctx, err)
+	}
+	h.r.log.Warn("saga: failed", zap.String("workspace", h.ws), zap.String("saga", s.Name),
+		zap.String("step", step), zap.Bool("retryable", retryable), zap.String("error", msg))
+	return &FailedError{Saga: s.Name, Step: step, Retryable: retryable, Err: cause}
+}
+
+// abort ends a run without a verdict: the record keeps its progress and
+// the lease is released (best effort) so the command can resume at once
+// wherever it is delivered next.
+func (h *handle) abort(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		err = ErrStopped
+	}
+	if !errors.Is(err, ErrBusy) {
+		if rerr := h.update(ctx, func(r *Record) { r.Lease = nil }); rerr != nil {
+			h.r.log.Warn("saga: releasing lease failed", zap.String("workspace", h.ws), zap.Error(rerr))
+		}
+	}
+	return err
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n-3]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "..."
+}

@@ -1,0 +1,61 @@
+package sagas
+
+import (
+	"context"
+
+	"github.com/eo-workspaces/provisioner/events"
+)
+
+// Saga names, as they appear in saga records and step events.
+const (
+	SagaCreate = "create"
+	SagaDelete = "delete"
+)
+
+// Step is one named, idempotent unit of a saga. Running Do twice, or
+// after a crash halfway through, must leave the same result as once.
+type Step struct {
+	Name string // lowercase snake case: it appears in events
+	Do   func(ctx context.Context, st *State) error
+	// Compensate undoes Do, idempotently too; nil when the step needs no
+	// undoing of its own (its resource goes away with another one).
+	Compensate func(ctx context.Context, st *State) error
+	// Event, if set, returns a domain event published once the step is
+	// done (e.g. the owner became a member).
+	Event func(st *State) events.Payload
+}
+
+// Saga is an ordered list of steps and the statuses around them.
+type Saga struct {
+	Name    string
+	Running string // status while the steps run
+	Steps   []Step
+	// Done returns the status event published after the last step.
+	Done func(st *State) events.StatusChanged
+}
+
+// State is what the steps of one run share: the workspace and the
+// parameters of the command that started the saga.
+type State struct {
+	Workspace string
+	Params    Params
+}
+
+// Params are the command parameters a saga keeps for its whole life,
+// including resumes and retries.
+type Params struct {
+	Owner string `json:"owner,omitempty"`
+	Purge bool   `json:"purge,omitempty"`
+}
+
+// Compensations returns the undo steps of steps, in reverse order,
+// skipping steps without a Compensate; each keeps its step's name.
+func Compensations(steps []Step) []Step {
+	out := make([]Step, 0, len(steps))
+	for i := len(steps) - 1; i >= 0; i-- {
+		if steps[i].Compensate != nil {
+			out = append(out, Step{Name: steps[i].Name, Do: steps[i].Compensate})
+		}
+	}
+	return out
+}
