@@ -1,0 +1,236 @@
+// Package e2e runs the EOEPCA notebook flow against the real system: the
+// provisioner binary with its embedded JetStream, a real MinIO and the
+// Keycloak emulator, driven over HTTP, S3 and NATS with real tokens.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eo-workspaces/provisioner/integration/kcemu"
+	"github.com/eo-workspaces/provisioner/integration/minioserver"
+)
+
+// stack is one running system shared by the tests of this package.
+type stack struct {
+	api, nats string
+	emu       *kcemu.Server
+	mio       *minioserver.Server
+	cmd       *exec.Cmd
+	logs      *lockedBuffer
+}
+
+// lockedBuffer collects the child's output, which exec copies from
+// another goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+var sys *stack
+
+func TestMain(m *testing.M) {
+	code, err := runWithStack(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func runWithStack(m *testing.M) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "e2e")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "provisioner")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-race", "-o", bin, "github.com/eo-workspaces/provisioner/cmd/provisioner").CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("build provisioner: %v\n%s", err, out)
+	}
+	mio, err := minioserver.Start(ctx, minioserver.Options{DataDir: filepath.Join(dir, "minio")})
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = mio.Stop() }()
+	emu, err := kcemu.Start(ctx, kcemu.Config{DevRealm: true, AdminUser: "admin", AdminPassword: "admin"})
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = emu.Close() }()
+	s, err := startProvisioner(ctx, bin, filepath.Join(dir, "data"), emu, mio)
+	if err != nil {
+		return 0, err
+	}
+	sys = s
+	code := m.Run()
+	if err := s.stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: stop:", err)
+		code = 1
+	}
+	return code, nil
+}
+
+func startProvisioner(ctx context.Context, bin, data string, emu *kcemu.Server, mio *minioserver.Server) (*stack, error) {
+	httpAddr, err := minioserver.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	natsAddr, err := minioserver.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s := &stack{api: "http://" + httpAddr, nats: "nats://" + natsAddr, emu: emu, mio: mio, logs: &lockedBuffer{}}
+	s.cmd = exec.Command(bin, "--http-addr", httpAddr, "--nats-listen", natsAddr, "--data-dir", data,
+		"--keycloak-url", emu.URL(), "--keycloak-realm", kcemu.DevRealmName,
+		"--keycloak-client-id", kcemu.DevWorkerClientID, "--keycloak-client-secret", kcemu.DevWorkerClientSecret,
+		"--s3-endpoint", mio.URL(), "--s3-region", mio.Region(),
+		"--minio-access-key", mio.RootUser(), "--minio-secret-key", mio.RootPassword(),
+		"--secret-key", "e2e-secret-key-e2e-secret-key-e2e", "--concurrency", "4")
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := http.Get(s.api + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			_ = s.cmd.Process.Kill()
+			return nil, fmt.Errorf("provisioner not ready:\n%s", s.logs)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+}
+
+func (s *stack) stop() error {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("provisioner exit after SIGTERM: %v\n%s", err, s.logs)
+		}
+		return nil
+	case <-time.After(45 * time.Second):
+		_ = s.cmd.Process.Kill()
+		return fmt.Errorf("provisioner ignored SIGTERM")
+	}
+}
+
+// token gets a password-grant access token from the emulator through the
+// public demo client, as a notebook user does.
+func token(t *testing.T, user string) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"password"}, "client_id": {kcemu.DevPublicClientID},
+		"username": {user}, "password": {kcemu.DevPassword}, "scope": {"openid"}}
+	resp, err := http.PostForm(sys.emu.URL()+"/realms/"+kcemu.DevRealmName+"/protocol/openid-connect/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("token for %s: %d %v", user, resp.StatusCode, err)
+	}
+	return out.AccessToken
+}
+
+// claims decodes a token's payload; its signature is the API's business.
+func claims(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func call(t *testing.T, method, path, tok, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, sys.api+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if len(raw) > 0 && json.Unmarshal(raw, &out) != nil {
+		t.Fatalf("%s %s: not JSON: %s", method, path, raw)
+	}
+	return resp.StatusCode, out
+}
+
+// waitStatus polls GET until the workspace reaches want, recording every
+// status seen on the way.
+func waitStatus(t *testing.T, name, tok, want string) (map[string]any, []string) {
+	t.Helper()
+	var seen []string
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		code, ws := call(t, "GET", "/workspaces/"+name, tok, "")
+		st, _ := ws["status"].(string)
+		if code == http.StatusOK && (len(seen) == 0 || seen[len(seen)-1] != st) {
+			seen = append(seen, st)
+		}
+		if st == want {
+			return ws, seen
+		}
+		if st == "failed" && want == "ready" {
+			t.Fatalf("%s failed: %v", name, ws)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not reach %s; statuses seen %v; last %d %v\nlogs:\n%s", name, want, seen, code, ws, tail(sys.logs.String()))
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval, as a client polls
+	}
+}
+
+func tail(s string) string {
+	if len(s) > 4000 {
+		return s[len(s)-4000:]
+	}
+	return s
+}
