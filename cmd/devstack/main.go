@@ -51,6 +51,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if err := stopWithParent(); err != nil {
+		fmt.Fprintln(stderr, "devstack:", err)
+		return 1
+	}
 	if err := serve(ctx, cfg, stdout); err != nil {
 		fmt.Fprintln(stderr, "devstack:", err)
 		return 1
@@ -123,6 +127,19 @@ func checkBinaries(dir string) error {
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("missing in %s: %s (go tool task dev builds them; or point --bin-dir elsewhere)", dir, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// stopWithParent asks the kernel to send us SIGTERM when our parent exits.
+// `go tool task dev` puts go-task between a supervisor and us: go-task only
+// logs a SIGINT or SIGTERM sent to it alone, never passes it on, and exits
+// at the third (its InterceptInterruptSignals), which would leave the stack
+// running orphaned. With this, that exit (or a SIGKILL of task) stops the
+// stack cleanly like a signal of our own.
+func stopWithParent() error {
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0); errno != 0 {
+		return fmt.Errorf("prctl(PR_SET_PDEATHSIG): %w", errno)
 	}
 	return nil
 }

@@ -4,12 +4,9 @@
 package devstack
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -19,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/eo-workspaces/provisioner/integration/minioserver"
+	"github.com/eo-workspaces/provisioner/integration/stacktest"
 )
 
 func TestMain(m *testing.M) {
@@ -36,12 +33,6 @@ func TestMain(m *testing.M) {
 		return
 	}
 	os.Exit(m.Run())
-}
-
-// contractKeys are the keys CONTRACT.md ("The local stack") fixes for .dev/stack.env.
-var contractKeys = []string{
-	"WORKSPACE_API", "KEYCLOAK_URL", "KEYCLOAK_REALM", "KEYCLOAK_ADMIN_USER", "KEYCLOAK_ADMIN_PASSWORD",
-	"NATS_URL", "S3_ENDPOINT", "S3_REGION", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD",
 }
 
 // fixture is a scratch repository root with the binaries devstack runs.
@@ -106,7 +97,7 @@ func link(t *testing.T, target, name string) {
 // run is one devstack process.
 type run struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *stacktest.SyncBuffer
 	done chan struct{}
 	err  error
 }
@@ -116,7 +107,7 @@ func (f fixture) start(t *testing.T, args ...string) *run {
 	cmd := exec.Command(filepath.Join(f.bin, "devstack"), append([]string{"--bin-dir", f.bin}, args...)...)
 	cmd.Dir = f.root
 	cmd.Env = append(os.Environ(), envStubs+"=1")
-	r := &run{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	r := &run{cmd: cmd, out: &stacktest.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = r.out, r.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -173,18 +164,9 @@ func (f fixture) waitEnv(t *testing.T, r *run) map[string]string {
 
 func parseEnv(t *testing.T, b []byte) map[string]string {
 	t.Helper()
-	env := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			t.Fatalf("stack.env line %q is not KEY=value", line)
-		}
-		env[k] = strings.Trim(v, "'")
+	env, err := stacktest.ParseEnv(b)
+	if err != nil {
+		t.Fatalf("stack.env: %v", err)
 	}
 	return env
 }
@@ -200,7 +182,7 @@ func TestDevStackLifecycle(t *testing.T) {
 	env := f.waitEnv(t, first)
 	t.Logf("stack ready in %s (real keycloak emulator: %v)", time.Since(begin).Round(time.Millisecond), f.realKC)
 	keys := slices.Sorted(maps.Keys(env))
-	want := slices.Sorted(slices.Values(contractKeys))
+	want := slices.Sorted(slices.Values(stacktest.ContractKeys()))
 	if !slices.Equal(keys, want) {
 		t.Fatalf("stack.env keys %v, want exactly %v", keys, want)
 	}
@@ -256,7 +238,7 @@ func TestDevStackLifecycle(t *testing.T) {
 		t.Fatal("devstack exited 0 after MinIO died, want non-zero")
 	}
 	if msg := restarted.out.String(); !strings.Contains(msg, "minio (pid "+strconv.Itoa(minioPid)+") exited unexpectedly") {
-		t.Errorf("output does not name the dead part:\n%s", lastLines(msg, 5))
+		t.Errorf("output does not name the dead part:\n%s", stacktest.LastLines(msg, 5))
 	}
 	checkGone(t, f, children)
 
@@ -446,7 +428,7 @@ func waitChildren(t *testing.T, ppid, n int) map[string]int {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		kids := childrenOf(ppid)
+		kids := stacktest.ChildrenOf(ppid)
 		if len(kids) >= n {
 			names := map[string]int{}
 			for pid, comm := range kids {
@@ -475,31 +457,6 @@ func partName(comm string) string {
 	}
 }
 
-// childrenOf lists live processes whose parent is ppid, with their names.
-func childrenOf(ppid int) map[int]string {
-	kids := map[int]string{}
-	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, d := range dirs {
-		b, err := os.ReadFile(d)
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < 0 {
-			continue
-		}
-		fields := strings.Fields(s[end+1:]) // state, ppid, ...
-		if len(fields) < 2 || fields[1] != strconv.Itoa(ppid) || fields[0] == "Z" {
-			continue
-		}
-		if pid, err := strconv.Atoi(strings.TrimSpace(s[:open])); err == nil {
-			kids[pid] = s[open+1 : end]
-		}
-	}
-	return kids
-}
-
 // checkGone asserts every child pid has ended and stack.env and the lock's
 // pid are cleared.
 func checkGone(t *testing.T, f fixture, children map[string]int) {
@@ -517,49 +474,11 @@ func waitPidsGone(t *testing.T, children map[string]int) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for name, pid := range children {
-		for alive(pid) {
+		for stacktest.Alive(pid) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s (pid %d) still running after devstack exited", name, pid)
 			}
 			<-time.After(20 * time.Millisecond) // poll interval; the deadline bounds the wait
 		}
 	}
-}
-
-func alive(pid int) bool {
-	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return !(i > 0 && len(s) > i+2 && s[i+2] == 'Z')
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
