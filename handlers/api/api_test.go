@@ -17,7 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/eo-workspaces/provisioner/bus"
+	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/auth"
 	"github.com/eo-workspaces/provisioner/handlers/projection"
@@ -68,14 +68,7 @@ func newStack(t *testing.T) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	b, err := bus.Connect(ctx, bus.Config{DataDir: t.TempDir()}, zap.NewNop())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	if err := events.EnsureTopology(ctx, b.JS, events.TopologyConfig{}); err != nil {
-		t.Fatalf("topology: %v", err)
-	}
+	b := bustest.Start(t)
 	schema, err := schemas.New()
 	if err != nil {
 		t.Fatalf("schemas: %v", err)

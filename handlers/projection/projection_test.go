@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/eo-workspaces/provisioner/bus"
+	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/projection"
 	"github.com/eo-workspaces/provisioner/schemas"
@@ -47,14 +47,7 @@ func TestApplyIsAFoldThatSkipsRedeliveries(t *testing.T) {
 func TestRebuildReplaysToTheSameModel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	b, err := bus.Connect(ctx, bus.Config{DataDir: t.TempDir()}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = b.Close(context.Background()) }()
-	if err := events.EnsureTopology(ctx, b.JS, events.TopologyConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	b := bustest.Start(t)
 	v, err := schemas.New()
 	if err != nil {
 		t.Fatal(err)
@@ -120,5 +113,31 @@ func TestRebuildReplaysToTheSameModel(t *testing.T) {
 	after := waitAll()
 	if !reflect.DeepEqual(before, after) {
 		t.Fatalf("replayed model differs:\nbefore %+v\nafter  %+v", before[0], after[0])
+	}
+}
+
+// A membership change that fails shows as last_member_error and leaves the
+// workspace's status, step and last_error alone; a later one that succeeds
+// clears it.
+func TestMembershipFailuresLeaveTheStatusAlone(t *testing.T) {
+	ws := projection.Workspace{}
+	fold := func(seq uint64, p events.Payload) {
+		t.Helper()
+		env, _ := events.New("ws-a", p, events.Meta{Actor: "t"})
+		if _, err := projection.Apply(&ws, env, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fold(1, &events.StatusChanged{Status: events.StatusReady, Owner: "alice"})
+	fold(2, &events.StepCompleted{Saga: "create", Step: "credentials"})
+	fold(3, &events.StepCompleted{Saga: "member_add", Step: "keep_an_admin"})
+	fold(4, &events.StepFailed{Saga: "member_add", Step: "grant_role", Error: `user "nobody" does not exist`})
+	if ws.Status != events.StatusReady || ws.Step != "credentials" || ws.LastError != "" || ws.FailedStep != "" ||
+		ws.MemberError != `user "nobody" does not exist` {
+		t.Fatalf("after a failed member add: %+v", ws)
+	}
+	fold(5, &events.MemberAdded{Username: "bob", Role: events.RoleAccess})
+	if ws.MemberError != "" || ws.RoleOf("bob") != events.RoleAccess {
+		t.Fatalf("after a member add: %+v", ws)
 	}
 }

@@ -8,9 +8,8 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.uber.org/zap"
 
-	"github.com/eo-workspaces/provisioner/bus"
+	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/sagas/secrets"
 )
@@ -18,14 +17,7 @@ import (
 func bucket(t *testing.T) jetstream.KeyValue {
 	t.Helper()
 	ctx := context.Background()
-	b, err := bus.Connect(ctx, bus.Config{DataDir: t.TempDir()}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	if err := events.EnsureTopology(ctx, b.JS, events.TopologyConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	b := bustest.Start(t)
 	kv, err := b.JS.KeyValue(ctx, events.SecretsBucket)
 	if err != nil {
 		t.Fatal(err)
