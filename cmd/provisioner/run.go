@@ -56,6 +56,8 @@ func run(ctx context.Context, cfg config) error {
 		if err := sys.startAPI(gctx, g); err != nil {
 			return err
 		}
+	} else if err := sys.serve(gctx, g, sys.opsHandler()); err != nil {
+		return err
 	}
 	log.Info("provisioner running", zap.Strings("roles", cfg.Roles))
 	err = g.Wait()

@@ -257,3 +257,44 @@ func TestCommandToProjectionAndRestart(t *testing.T) {
 		t.Fatalf("idempotent repeat after restart = %d %v", code, again)
 	}
 }
+
+// TestRoleWithoutAPIServesProbes: a process without the API role still
+// answers liveness, readiness and metrics on --http-addr.
+func TestRoleWithoutAPIServesProbes(t *testing.T) {
+	httpAddr, err := minioserver.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &bytes.Buffer{}
+	cmd := exec.Command(binary, "--roles", "projection", "--http-addr", httpAddr, "--data-dir", t.TempDir())
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "readyz of the projection role", func() bool {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	for _, path := range []string{"/healthz", "/metrics"} {
+		resp, err := http.Get("http://" + httpAddr + path)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+	if resp, err := http.Get("http://" + httpAddr + "/workspaces"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("a process without the API role answered /workspaces with %d", resp.StatusCode)
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, logs)
+	}
+}
