@@ -98,61 +98,130 @@ func (s *provisionStack) adapters(b *testing.B) (*keycloak.Adapter, *objectstore
 	return idp, store
 }
 
-// runResult is one run's figures.
-type runResult struct {
-	n       int
-	elapsed time.Duration
-	lat     *latencies
+// side is one way of provisioning, measured over the rounds it runs.
+type side struct {
+	prefix    string // workspaces are prefix-<i>
+	provision func(ws string) (time.Duration, error)
+	n         int
+	elapsed   time.Duration
+	lat       *latencies
+	failures  sync.Map
 }
 
-func (r runResult) perSec() float64 { return float64(r.n) / r.elapsed.Seconds() }
+func newSide(prefix string, provision func(ws string) (time.Duration, error)) *side {
+	return &side{prefix: prefix, provision: provision, lat: &latencies{}}
+}
 
-func (r runResult) line(what string, c int) string {
+// round provisions workspaces lo..hi-1, c at a time, each goroutine
+// starting the next as soon as its last one is done.
+func (s *side) round(lo, hi, c int) {
+	begin := time.Now()
+	inParallel(hi-lo, c, func(i int) {
+		ws := fmt.Sprintf("%s-%d", s.prefix, lo+i)
+		d, err := s.provision(ws)
+		if err != nil {
+			s.failures.Store(ws, err)
+			return
+		}
+		s.lat.add(d)
+	})
+	s.elapsed += time.Since(begin)
+	s.n += hi - lo
+}
+
+// check fails the benchmark with every workspace that did not make it.
+func (s *side) check(b *testing.B) {
+	b.Helper()
+	s.failures.Range(func(k, v any) bool { b.Errorf("%s: %v", k, v); return true })
+	if b.Failed() {
+		b.FailNow()
+	}
+}
+
+func (s *side) perSec() float64 { return float64(s.n) / s.elapsed.Seconds() }
+
+func (s *side) line(what string, c int) string {
 	return fmt.Sprintf("%s: %d workspaces at concurrency %d in %s: %.2f workspaces/s, p50 %.0f ms, p95 %.0f ms, p99 %.0f ms",
-		what, r.n, c, r.elapsed.Round(time.Millisecond), r.perSec(),
-		ms(r.lat.pct(0.50)), ms(r.lat.pct(0.95)), ms(r.lat.pct(0.99)))
+		what, s.n, c, s.elapsed.Round(time.Millisecond), s.perSec(),
+		ms(s.lat.pct(0.50)), ms(s.lat.pct(0.95)), ms(s.lat.pct(0.99)))
 }
 
 // BenchmarkProvision provisions BENCH_N workspaces (default 200) through
-// the worker at concurrency BENCH_C (default 8) and measures create→ready
-// from the ready status events; then makes the same adapter calls the
-// create saga makes, in a plain loop at the same concurrency, over as
-// many other workspaces: the floor no pipeline can beat.
+// the worker at concurrency BENCH_C (default 8), timing create→ready from
+// the ready status events, and makes the same adapter calls the create
+// saga makes for as many other workspaces in a plain loop at the same
+// concurrency: the floor no pipeline can beat. The two alternate in
+// rounds of BENCH_ROUND workspaces (default 25), in ABBA order, so that
+// load from elsewhere on the machine and MinIO's growing IAM state weigh
+// on both alike.
 func BenchmarkProvision(b *testing.B) {
-	n, c := envInt(b, "BENCH_N", 200), envInt(b, "BENCH_C", 8)
+	n, c, r := envInt(b, "BENCH_N", 200), envInt(b, "BENCH_C", 8), envInt(b, "BENCH_ROUND", 25)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	st := startProvisionStack(ctx, b)
-
-	// Warm up both providers (connections, tokens, MinIO's IAM) outside
-	// the figures, on names neither run uses.
+	pipe := startPipeline(ctx, b, st, c)
 	idp, store := st.adapters(b)
-	runDirect(ctx, b, idp, store, newCallTimes(), "ws-bench-warm", c, c)
+	times := newCallTimes()
+	direct := newSide("ws-bench-d", func(ws string) (time.Duration, error) {
+		return provisionDirect(ctx, idp, store, times, ws)
+	})
+	pipeline := newSide("ws-bench-p", func(ws string) (time.Duration, error) { return pipe.provision(ctx, ws) })
+
+	// Warm both up (connections, tokens, the worker's consumer, MinIO's
+	// IAM) outside the figures, on names neither measures.
+	warm := newCallTimes()
+	for _, w := range []*side{
+		newSide("ws-bench-wd", func(ws string) (time.Duration, error) { return provisionDirect(ctx, idp, store, warm, ws) }),
+		newSide("ws-bench-wp", func(ws string) (time.Duration, error) { return pipe.provision(ctx, ws) }),
+	} {
+		w.round(0, c, c)
+		w.check(b)
+	}
+	pipe.steps.reset()
 
 	b.ResetTimer()
-	pipe := runPipeline(ctx, b, st, n, c)
-	times := newCallTimes()
-	direct := runDirect(ctx, b, idp, store, times, "ws-bench-d", n, c)
+	for lo, i := 0, 0; lo < n; lo, i = lo+r, i+1 {
+		hi := min(n, lo+r)
+		first, second := direct, pipeline
+		if i%2 == 1 {
+			first, second = pipeline, direct
+		}
+		first.round(lo, hi, c)
+		second.round(lo, hi, c)
+	}
 	b.StopTimer()
+	direct.check(b)
+	pipeline.check(b)
 
-	tput, p50 := pipe.perSec()/direct.perSec(), ms(pipe.lat.pct(0.50))/ms(direct.lat.pct(0.50))
-	b.ReportMetric(pipe.perSec(), "pipeline-ws/s")
-	b.ReportMetric(ms(pipe.lat.pct(0.50)), "pipeline-p50-ms")
-	b.ReportMetric(ms(pipe.lat.pct(0.99)), "pipeline-p99-ms")
+	tput, p50 := pipeline.perSec()/direct.perSec(), ms(pipeline.lat.pct(0.50))/ms(direct.lat.pct(0.50))
+	b.ReportMetric(pipeline.perSec(), "pipeline-ws/s")
+	b.ReportMetric(ms(pipeline.lat.pct(0.50)), "pipeline-p50-ms")
+	b.ReportMetric(ms(pipeline.lat.pct(0.99)), "pipeline-p99-ms")
 	b.ReportMetric(direct.perSec(), "direct-ws/s")
 	b.ReportMetric(ms(direct.lat.pct(0.50)), "direct-p50-ms")
 	b.ReportMetric(tput, "throughput-ratio")
 	b.ReportMetric(p50, "p50-ratio")
-	fmt.Println(pipe.line("pipeline (command → worker → ready event)", c))
+	fmt.Println(pipeline.line("pipeline (command → worker → ready event)", c))
 	fmt.Println(direct.line("direct (the saga's adapter calls in a plain loop)", c))
 	fmt.Printf("ratios: throughput pipeline/direct %.2f (target >= 0.9), p50 pipeline/direct %.2f (target <= 1.2)\n", tput, p50)
+	if k := pipe.retries.Load(); k > 0 {
+		fmt.Printf("pipeline: %d step attempts failed and were retried\n", k)
+	}
+	pipe.steps.print()
 	times.print(n)
 	iamSplit(ctx, b, st, c)
 }
 
-// runPipeline publishes n create commands, keeping c in flight, and times
-// each from its publish to its workspace's ready status event.
-func runPipeline(ctx context.Context, b *testing.B, st *provisionStack, n, c int) runResult {
+// pipeline is the worker with the subscriptions that watch its events.
+type pipeline struct {
+	pub      *events.Publisher
+	outcomes *outcomes
+	steps    *timeline
+	retries  atomic.Int64
+}
+
+// startPipeline runs a worker with concurrency c until the benchmark ends.
+func startPipeline(ctx context.Context, b *testing.B, st *provisionStack, c int) *pipeline {
 	b.Helper()
 	idp, store := st.adapters(b)
 	w, err := worker.New(worker.Config{Concurrency: c, Endpoint: st.mio.URL(), Region: st.mio.Region()},
@@ -170,75 +239,49 @@ func runPipeline(ctx context.Context, b *testing.B, st *provisionStack, n, c int
 	case err := <-done:
 		b.Fatalf("worker stopped at start: %v", err)
 	}
-
-	outcomes := newOutcomes()
-	sub, err := st.bus.Conn.Subscribe(events.EventSubjectPrefix+"*.status", outcomes.deliver)
-	if err != nil {
-		b.Fatal(err)
+	p := &pipeline{pub: st.pub, outcomes: newOutcomes(), steps: newTimeline()}
+	for subject, handle := range map[string]nats.MsgHandler{
+		"*.status":         p.outcomes.deliver,
+		"*.step.completed": p.steps.stepDone,
+		"*.step.failed":    func(*nats.Msg) { p.retries.Add(1) },
+	} {
+		sub, err := st.bus.Conn.Subscribe(events.EventSubjectPrefix+subject, handle)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = sub.Unsubscribe() })
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	steps := newTimeline()
-	stepSub, err := st.bus.Conn.Subscribe(events.EventSubjectPrefix+"*.step.completed", steps.stepDone)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = stepSub.Unsubscribe() }()
-	var retries atomic.Int64
-	failSub, err := st.bus.Conn.Subscribe(events.EventSubjectPrefix+"*.step.failed", func(*nats.Msg) { retries.Add(1) })
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = failSub.Unsubscribe() }()
 	if err := st.bus.Conn.Flush(); err != nil { // the subscriptions are in place before the first command
 		b.Fatal(err)
 	}
-
-	lat := &latencies{}
-	var failures sync.Map
-	begin := time.Now()
-	inParallel(n, c, func(i int) {
-		ws := fmt.Sprintf("ws-bench-p-%d", i)
-		if err := createAndAwait(ctx, st.pub, outcomes, steps, lat, ws); err != nil {
-			failures.Store(ws, err)
-		}
-	})
-	elapsed := time.Since(begin)
-	steps.print(n)
-	if retries.Load() > 0 {
-		fmt.Printf("pipeline: %d step attempts failed and were retried\n", retries.Load())
-	}
-	failures.Range(func(k, v any) bool { b.Errorf("%s: %v", k, v); return true })
-	if b.Failed() {
-		b.FailNow()
-	}
-	return runResult{n: n, elapsed: elapsed, lat: lat}
+	return p
 }
 
-func createAndAwait(ctx context.Context, pub *events.Publisher, outcomes *outcomes, steps *timeline,
-	lat *latencies, ws string) error {
+// provision publishes the create command of ws and waits for its ready
+// status event.
+func (p *pipeline) provision(ctx context.Context, ws string) (time.Duration, error) {
 	env, err := events.New(ws, &events.Create{PreferredName: strings.TrimPrefix(ws, events.NamePrefix),
 		DefaultOwner: kcemu.DevUser1}, events.Meta{Actor: "bench"})
 	if err != nil {
-		return err
+		return 0, err
 	}
-	ch := outcomes.await(ws)
+	ch := p.outcomes.await(ws)
 	t0 := time.Now()
-	if _, err := pub.Publish(ctx, env); err != nil {
-		return err
+	if _, err := p.pub.Publish(ctx, env); err != nil {
+		return 0, err
 	}
 	select {
 	case sc := <-ch:
 		if sc.Status != events.StatusReady {
-			return fmt.Errorf("status %s at step %s: %s", sc.Status, sc.FailedStep, sc.LastError)
+			return 0, fmt.Errorf("status %s at step %s: %s", sc.Status, sc.FailedStep, sc.LastError)
 		}
 		took := time.Since(t0)
-		lat.add(took)
-		steps.add(ws, t0, t0.Add(took))
-		return nil
+		p.steps.add(ws, t0, t0.Add(took))
+		return took, nil
 	case <-time.After(readyTimeout):
-		return fmt.Errorf("not ready within %s", readyTimeout)
+		return 0, fmt.Errorf("not ready within %s", readyTimeout)
 	case <-ctx.Done():
-		return ctx.Err()
+		return 0, ctx.Err()
 	}
 }
 
@@ -288,6 +331,7 @@ type timeline struct {
 	done  map[string]map[string]time.Time // workspace → step → arrival
 	order []string                        // step names in the order first seen
 	total map[string]time.Duration
+	n     int // workspaces added
 }
 
 func newTimeline() *timeline {
@@ -313,7 +357,9 @@ func (t *timeline) stepDone(m *nats.Msg) {
 func (t *timeline) add(ws string, sent, ready time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.n++
 	marks := t.done[ws]
+	delete(t.done, ws)
 	names := slices.SortedFunc(maps.Keys(marks), func(a, b string) int { return marks[a].Compare(marks[b]) })
 	prev := sent
 	for _, name := range append(names, "→ ready event") {
@@ -329,12 +375,19 @@ func (t *timeline) add(ws string, sent, ready time.Time) {
 	}
 }
 
-func (t *timeline) print(n int) {
+// reset forgets the workspaces added so far.
+func (t *timeline) reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.order, t.total, t.n = nil, map[string]time.Duration{}, 0
+}
+
+func (t *timeline) print() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	fmt.Println("pipeline, mean time to each step's completion event from the previous one (the first from the publish):")
 	for _, name := range t.order {
-		fmt.Printf("  %-20s %8.1f ms\n", name, float64(t.total[name])/float64(n)/1e6)
+		fmt.Printf("  %-20s %8.1f ms\n", name, float64(t.total[name])/float64(t.n)/1e6)
 	}
 }
 
@@ -344,37 +397,15 @@ func (t *timeline) print(n int) {
 var createCalls = []string{"EnsureClient", "EnsureClientRoles", "GrantClientRole",
 	"EnsureBucket", "EnsureBucketPolicy", "UserExists", "EnsureUser"}
 
-// runDirect makes the create saga's adapter calls for n workspaces named
-// prefix-<i>, c at a time, and times each workspace from its first call
-// to its last.
-func runDirect(ctx context.Context, b *testing.B, idp *keycloak.Adapter, store *objectstore.Store,
-	times *callTimes, prefix string, n, c int) runResult {
-	b.Helper()
-	lat := &latencies{}
-	var failures sync.Map
-	begin := time.Now()
-	inParallel(n, c, func(i int) {
-		ws := fmt.Sprintf("%s-%d", prefix, i)
-		t0 := time.Now()
-		if err := provisionDirect(ctx, idp, store, times, ws); err != nil {
-			failures.Store(ws, err)
-			return
-		}
-		lat.add(time.Since(t0))
-	})
-	elapsed := time.Since(begin)
-	failures.Range(func(k, v any) bool { b.Errorf("%s: %v", k, v); return true })
-	if b.Failed() {
-		b.FailNow()
-	}
-	return runResult{n: n, elapsed: elapsed, lat: lat}
-}
-
-func provisionDirect(ctx context.Context, idp *keycloak.Adapter, store *objectstore.Store, times *callTimes, ws string) error {
+// provisionDirect makes the create saga's adapter calls for ws, in its
+// order, and returns the time from the first call's start to the last's end.
+func provisionDirect(ctx context.Context, idp *keycloak.Adapter, store *objectstore.Store, times *callTimes,
+	ws string) (time.Duration, error) {
 	secret, err := randomSecret()
 	if err != nil {
-		return err
+		return 0, err
 	}
+	t0 := time.Now()
 	calls := []func() error{
 		func() error { _, err := idp.EnsureClient(ctx, ws); return err },
 		func() error { return idp.EnsureClientRoles(ctx, ws, events.RoleAccess, events.RoleAdmin) },
@@ -392,10 +423,10 @@ func provisionDirect(ctx context.Context, idp *keycloak.Adapter, store *objectst
 	}
 	for i, call := range calls {
 		if err := times.time(i, call); err != nil {
-			return fmt.Errorf("%s: %w", createCalls[i], err)
+			return 0, fmt.Errorf("%s: %w", createCalls[i], err)
 		}
 	}
-	return nil
+	return time.Since(t0), nil
 }
 
 // randomSecret is what the saga generates: 160 random bits as hex.

@@ -126,10 +126,8 @@ func TestKubernetesManifests(t *testing.T) {
 		if dig(c, "resources", "requests", "cpu") == nil || dig(c, "resources", "requests", "memory") == nil {
 			t.Errorf("%s: no resource requests", role)
 		}
-		if role == "api" {
-			if dig(c, "readinessProbe", "httpGet", "path") != "/readyz" || dig(c, "livenessProbe", "httpGet", "path") != "/healthz" {
-				t.Errorf("api: probes %v %v", c["readinessProbe"], c["livenessProbe"])
-			}
+		if dig(c, "readinessProbe", "httpGet", "path") != "/readyz" || dig(c, "livenessProbe", "httpGet", "path") != "/healthz" {
+			t.Errorf("%s: probes %v %v", role, c["readinessProbe"], c["livenessProbe"])
 		}
 	}
 	if byName["Service/provisioner-api"] == nil || byName["NetworkPolicy/provisioner"] == nil {
