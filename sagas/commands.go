@@ -62,17 +62,9 @@ func (c *Coordinator) handle(ctx context.Context, env events.Envelope) error {
 	if err != nil {
 		return err
 	}
-	if rec.Running() {
-		// A run was left mid-way (crash, stop, another worker): finish
-		// it before anything that came after it.
-		err := c.resume(ctx, ws, rec, rev)
-		var failed *FailedError
-		if rec.CommandID == env.ID || (err != nil && !errors.As(err, &failed)) {
-			return err
-		}
-		if rec, rev, err = c.progress.Load(ctx, ws); err != nil {
-			return err
-		}
+	rec, rev, done, err := c.finishPending(ctx, env, rec, rev)
+	if done || err != nil {
+		return err
 	}
 	switch cmd := payload.(type) {
 	case *events.Create:
@@ -81,9 +73,41 @@ func (c *Coordinator) handle(ctx context.Context, env events.Envelope) error {
 		return c.delete(ctx, env, cmd, rec, rev)
 	case *events.Retry:
 		return c.retry(ctx, env, rec, rev)
+	case *events.MemberAdd:
+		return c.member(ctx, env, Params{Username: cmd.Username, Role: cmd.Role}, c.sagas.MemberAdd(), rec, rev)
+	case *events.MemberRemove:
+		return c.member(ctx, env, Params{Username: cmd.Username}, c.sagas.MemberRemove(), rec, rev)
 	default:
-		return Rejectf("%s is not handled by this worker yet", env.Type)
+		return Rejectf("%s is not handled by this worker", env.Type)
 	}
+}
+
+// finishPending completes a run left mid-way (crash, stop, another
+// worker) before anything that came after it: the workspace's saga, then
+// a membership change. done is true when env itself was that run (its
+// outcome is err); otherwise the fresh record is returned. A pending run
+// that fails does not stop env: that failure is recorded already.
+func (c *Coordinator) finishPending(ctx context.Context, env events.Envelope, rec Record, rev uint64) (Record, uint64, bool, error) {
+	for range 2 {
+		var err error
+		var id string
+		switch {
+		case rec.Running():
+			id, err = rec.CommandID, c.resume(ctx, env.Subject, rec, rev)
+		case rec.Member != nil:
+			id, err = rec.Member.CommandID, c.resumeMember(ctx, env.Subject, rec, rev)
+		default:
+			return rec, rev, false, nil
+		}
+		var failed *FailedError
+		if id == env.ID || (err != nil && !errors.As(err, &failed)) {
+			return rec, rev, true, err
+		}
+		if rec, rev, err = c.progress.Load(ctx, env.Subject); err != nil {
+			return rec, rev, true, err
+		}
+	}
+	return rec, rev, false, nil
 }
 
 func (c *Coordinator) create(ctx context.Context, env events.Envelope, cmd *events.Create, rec Record, rev uint64) error {
@@ -149,7 +173,7 @@ func (c *Coordinator) start(ctx context.Context, env events.Envelope, s Saga, p 
 	rec := Record{
 		Saga: s.Name, CommandID: env.ID, CorrelationID: env.CorrelationID, Actor: env.Actor,
 		Status: s.Running, Previous: prev.Status, StepsDone: []string{}, Params: p, Lease: c.runner.lease(),
-		CreatedBy: prev.CreatedBy,
+		CreatedBy: prev.CreatedBy, MembersApplied: prev.MembersApplied,
 	}
 	if s.Name == SagaCreate {
 		rec.CreatedBy = env.ID

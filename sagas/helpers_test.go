@@ -174,6 +174,8 @@ func summary(t *testing.T, envs []events.Envelope) []string {
 			out = append(out, "failed:"+d.Step)
 		case *events.MemberAdded:
 			out = append(out, "member:"+d.Username+"="+d.Role)
+		case *events.MemberRemoved:
+			out = append(out, "removed:"+d.Username)
 		default:
 			out = append(out, e.Type)
 		}

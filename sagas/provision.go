@@ -95,6 +95,10 @@ func (p *Provisioner) ByName(name string) (Saga, bool) {
 		return p.Create(), true
 	case SagaDelete:
 		return p.Delete(), true
+	case SagaMemberAdd:
+		return p.MemberAdd(), true
+	case SagaMemberRemove:
+		return p.MemberRemove(), true
 	}
 	return Saga{}, false
 }

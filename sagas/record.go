@@ -15,6 +15,16 @@ import (
 
 // Record is a workspace's saga progress, one KV entry per workspace in
 // events.SagaBucket, always written with compare-and-set on its revision.
+//
+// Its top-level run fields (Saga, CommandID, Status, StepsDone, ...) are
+// the workspace's create or delete saga. A membership change runs beside
+// it, in Member, inside the same entry rather than under a key of its
+// own: one entry means one lease and one compare-and-set, so a membership
+// change and a create, delete or retry of the same workspace can never
+// run at once, even on different workers; and the create/delete fields
+// the Coordinator decides on (Saga, Status, CreatedBy) are never touched
+// by a membership change, so a duplicate create after one is still a
+// no-op and a delete after one still starts from a ready workspace.
 type Record struct {
 	Saga          string   `json:"saga"`
 	CommandID     string   `json:"command_id"`
@@ -30,9 +40,18 @@ type Record struct {
 	// CreatedBy is the id of the create command that made this
 	// incarnation of the workspace, kept through its deletion, so a stale
 	// redelivery of that create does not bring a deleted workspace back.
-	CreatedBy string    `json:"created_by,omitempty"`
-	Lease     *Lease    `json:"lease,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	CreatedBy string `json:"created_by,omitempty"`
+	// Member is the membership change in progress, nil when none is.
+	Member *MemberRun `json:"member,omitempty"`
+	// Admins are the ws_admin holders this system granted, as far as
+	// its own sagas know (nil: only the owner), for the last-admin rule.
+	Admins []string `json:"admins,omitempty"`
+	// MembersApplied holds the ids of the latest membership commands that
+	// ended (done or failed), oldest first, so a redelivered one is not
+	// applied again after later changes.
+	MembersApplied []string  `json:"members_applied,omitempty"`
+	Lease          *Lease    `json:"lease,omitempty"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 // Lease says which worker drives the saga, until when; renewed while it
@@ -55,9 +74,11 @@ func (r Record) LeasedByOther(workerID string, now time.Time) bool {
 }
 
 // next returns the index of the first step of s not done.
-func (r Record) next(s Saga) int {
+func (r Record) next(s Saga) int { return nextStep(s, r.StepsDone) }
+
+func nextStep(s Saga, done []string) int {
 	for i, st := range s.Steps {
-		if !slices.Contains(r.StepsDone, st.Name) {
+		if !slices.Contains(done, st.Name) {
 			return i
 		}
 	}

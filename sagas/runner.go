@@ -196,12 +196,18 @@ type handle struct {
 	rec  Record
 	rev  uint64
 	lost bool
+	// member: the run is the record's membership change (rec.Member),
+	// whose command the events name, not the workspace's saga.
+	member bool
 }
 
 func (h *handle) publish(ctx context.Context, step, outcome string, p events.Payload) error {
 	h.mu.Lock()
-	meta := h.rec.meta()
-	meta.ID = EventID(h.rec.CommandID, h.rec.Saga, step, outcome)
+	meta, saga := h.rec.meta(), h.rec.Saga
+	if m := h.rec.Member; h.member && m != nil {
+		meta, saga = m.meta(), m.Saga
+	}
+	meta.ID = EventID(meta.CausationID, saga, step, outcome)
 	h.mu.Unlock()
 	env, err := events.New(h.ws, p, meta)
 	if err != nil {
@@ -235,6 +241,11 @@ func (h *handle) update(ctx context.Context, change func(*Record)) error {
 		}
 		next := h.rec
 		next.StepsDone = append([]string(nil), h.rec.StepsDone...)
+		if m := h.rec.Member; m != nil {
+			cp := *m
+			cp.StepsDone = append([]string(nil), m.StepsDone...)
+			next.Member = &cp
+		}
 		change(&next)
 		rev, err := h.r.progress.Save(ctx, h.ws, next, h.rev)
 		if errors.Is(err, errConflict) {

@@ -8,8 +8,10 @@ import (
 
 // Saga names, as they appear in saga records and step events.
 const (
-	SagaCreate = "create"
-	SagaDelete = "delete"
+	SagaCreate       = "create"
+	SagaDelete       = "delete"
+	SagaMemberAdd    = "member_add"
+	SagaMemberRemove = "member_remove"
 )
 
 // Step is one named, idempotent unit of a saga. Running Do twice, or
@@ -39,13 +41,18 @@ type Saga struct {
 type State struct {
 	Workspace string
 	Params    Params
+	// Admins are the workspace's ws_admin holders as the record knew them
+	// when a membership change started (see Record.Admins).
+	Admins []string
 }
 
 // Params are the command parameters a saga keeps for its whole life,
 // including resumes and retries.
 type Params struct {
-	Owner string `json:"owner,omitempty"`
-	Purge bool   `json:"purge,omitempty"`
+	Owner    string `json:"owner,omitempty"`
+	Purge    bool   `json:"purge,omitempty"`
+	Username string `json:"username,omitempty"` // membership changes
+	Role     string `json:"role,omitempty"`     // member_add
 }
 
 // Compensations returns the undo steps of steps, in reverse order,

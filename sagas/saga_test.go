@@ -434,7 +434,7 @@ func TestCommandsThatMakeNoSenseAreRejected(t *testing.T) {
 		"retry unknown":         command(t, "ws-unknown", &events.Retry{}),
 		"name mismatch":         command(t, "ws-other", &events.Create{PreferredName: "different", DefaultOwner: owner}),
 		"create while deleting": create(t, "ws-x"),
-		"member add (issue 5)":  command(t, "ws-x", &events.MemberAdd{Username: owner, Role: events.RoleAccess}),
+		"member add on failed":  command(t, "ws-x", &events.MemberAdd{Username: owner, Role: events.RoleAccess}),
 	}
 	for name, cmd := range cases {
 		var rej *sagas.RejectedError

@@ -27,8 +27,10 @@ type summaryBody struct {
 	Step       string       `json:"step,omitempty"`
 	LastError  string       `json:"last_error,omitempty"`
 	FailedStep string       `json:"failed_step,omitempty"`
-	CreatedAt  time.Time    `json:"created_at"`
-	UpdatedAt  time.Time    `json:"updated_at"`
+	// LastMemberError is why the latest membership change failed.
+	LastMemberError string    `json:"last_member_error,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
 }
 
 // workspaceBody is GET /workspaces/{name}: the EOEPCA fields (endpoints,
@@ -44,6 +46,7 @@ type workspaceBody struct {
 	Step              string       `json:"step,omitempty"`
 	LastError         string       `json:"last_error,omitempty"`
 	FailedStep        string       `json:"failed_step,omitempty"`
+	LastMemberError   string       `json:"last_member_error,omitempty"`
 	CreatedAt         time.Time    `json:"created_at"`
 	UpdatedAt         time.Time    `json:"updated_at"`
 }
@@ -54,7 +57,8 @@ type storageBody struct {
 
 func summaryOf(ws projection.Workspace) summaryBody {
 	b := summaryBody{Name: ws.Name, Status: ws.Status, Owner: ws.Owner, Step: ws.Step,
-		Members: make([]memberBody, len(ws.Members)), CreatedAt: ws.CreatedAt, UpdatedAt: ws.UpdatedAt}
+		Members: make([]memberBody, len(ws.Members)), LastMemberError: ws.MemberError,
+		CreatedAt: ws.CreatedAt, UpdatedAt: ws.UpdatedAt}
 	for i, m := range ws.Members {
 		b.Members[i] = memberBody(m)
 	}
@@ -73,7 +77,7 @@ func (s *server) get(w http.ResponseWriter, r *http.Request, p auth.Principal) e
 	sum := summaryOf(ws)
 	body := workspaceBody{Name: sum.Name, Status: sum.Status, Owner: sum.Owner, Members: sum.Members,
 		Endpoints: []struct{}{}, Step: sum.Step, LastError: sum.LastError, FailedStep: sum.FailedStep,
-		CreatedAt: sum.CreatedAt, UpdatedAt: sum.UpdatedAt}
+		LastMemberError: sum.LastMemberError, CreatedAt: sum.CreatedAt, UpdatedAt: sum.UpdatedAt}
 	// Credentials exist only once the workspace is ready, and every
 	// member may read them (ws_access included, as in EOEPCA).
 	if ws.Status == events.StatusReady && s.d.Credentials != nil {

@@ -26,8 +26,11 @@ type Workspace struct {
 	LastError  string          `json:"last_error,omitempty"`
 	FailedStep string          `json:"failed_step,omitempty"`
 	Storage    *events.Storage `json:"storage,omitempty"`
-	CreatedAt  time.Time       `json:"created_at"`
-	UpdatedAt  time.Time       `json:"updated_at"`
+	// MemberError is why the latest membership change failed, until a
+	// later one succeeds; the workspace's status is not affected.
+	MemberError string    `json:"last_member_error,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 	// LastSeq is the stream sequence of the last event applied; an event
 	// at or below it is a redelivery and changes nothing.
 	LastSeq       uint64 `json:"last_seq"`
@@ -52,13 +55,21 @@ func Apply(ws *Workspace, env events.Envelope, seq uint64) (bool, error) {
 	case *events.StatusChanged:
 		applyStatus(ws, e)
 	case *events.StepCompleted:
-		ws.Step = e.Step
+		if !membershipSaga(e.Saga) {
+			ws.Step = e.Step
+		}
 	case *events.StepFailed:
-		ws.LastError, ws.FailedStep = e.Error, e.Step
+		if membershipSaga(e.Saga) {
+			ws.MemberError = e.Error
+		} else {
+			ws.LastError, ws.FailedStep = e.Error, e.Step
+		}
 	case *events.MemberAdded:
 		setMember(ws, e.Username, e.Role)
+		ws.MemberError = ""
 	case *events.MemberRemoved:
 		ws.Members = slices.DeleteFunc(ws.Members, func(m Member) bool { return m.Username == e.Username })
+		ws.MemberError = ""
 	default:
 		// Commands never reach the events stream; other types carry
 		// nothing the read model shows.
@@ -87,8 +98,13 @@ func applyStatus(ws *Workspace, e *events.StatusChanged) {
 	if e.Status == events.StatusDeleted {
 		ws.Storage = nil
 		ws.Members = nil
+		ws.MemberError = ""
 	}
 }
+
+// membershipSaga tells the sagas of membership changes, whose steps are
+// not the workspace's provisioning and whose failures leave its status be.
+func membershipSaga(saga string) bool { return saga == "member_add" || saga == "member_remove" }
 
 func setMember(ws *Workspace, username, role string) {
 	for i := range ws.Members {
