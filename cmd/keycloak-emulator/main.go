@@ -47,6 +47,7 @@ type options struct {
 	devRealm bool
 	fresh    bool
 	verbose  bool
+	version  string
 }
 
 type stringList []string
@@ -69,6 +70,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.devRealm, "dev-realm", false, "also import the built-in dev realm ("+kcemu.DevRealmName+")")
 	fs.BoolVar(&o.fresh, "fresh", false, "discard the state kept in --data-dir before starting")
 	fs.BoolVar(&o.verbose, "verbose", false, "log every request")
+	fs.StringVar(&o.version, "keycloak-version", kcemu.DefaultVersion, "Keycloak release to follow where 26.x releases differ (26.6 and later answer a bad password with 400, earlier ones 401)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -107,6 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Realms:        o.realms,
 		DevRealm:      o.devRealm,
 		DataDir:       o.dataDir,
+		Version:       o.version,
 		Logger:        log,
 	})
 	if err != nil {

@@ -102,9 +102,9 @@ func anyStrings(v any) []string {
 func TestTokenEndpointErrors(t *testing.T) {
 	tg := newTarget(t)
 	_, err := tg.GC.Login(ctx(t), kcemu.DevPublicClientID, "", tg.Realm, kcemu.DevUser1, "wrong")
-	apiErr(t, err, http.StatusBadRequest, "invalid_grant: Invalid user credentials")
+	apiErr(t, err, tg.InvalidGrant, "invalid_grant: Invalid user credentials")
 	_, err = tg.GC.Login(ctx(t), kcemu.DevPublicClientID, "", tg.Realm, "nobody", "x")
-	apiErr(t, err, http.StatusBadRequest, "invalid_grant: Invalid user credentials")
+	apiErr(t, err, tg.InvalidGrant, "invalid_grant: Invalid user credentials")
 	_, err = tg.GC.LoginClient(ctx(t), kcemu.DevWorkerClientID, "wrong-secret", tg.Realm)
 	apiErr(t, err, http.StatusUnauthorized, "unauthorized_client: Invalid client or Invalid client credentials")
 	_, err = tg.GC.LoginClient(ctx(t), "no-such-client", "x", tg.Realm)
@@ -154,9 +154,9 @@ func TestClientCredentialsRefreshAndLogout(t *testing.T) {
 
 	mustDo(t, tg.GC.Logout(ctx(t), kcemu.DevPublicClientID, "", tg.Realm, refreshed.RefreshToken))
 	_, err = tg.GC.RefreshToken(ctx(t), refreshed.RefreshToken, kcemu.DevPublicClientID, "", tg.Realm)
-	apiErr(t, err, http.StatusBadRequest, "invalid_grant")
+	apiErr(t, err, tg.InvalidGrant, "invalid_grant")
 	_, err = tg.GC.RefreshToken(ctx(t), "garbage", kcemu.DevPublicClientID, "", tg.Realm)
-	apiErr(t, err, http.StatusBadRequest, "invalid_grant: Invalid refresh token")
+	apiErr(t, err, tg.InvalidGrant, "invalid_grant: Invalid refresh token")
 }
 
 func TestRealmDiscoveryAndIssuer(t *testing.T) {

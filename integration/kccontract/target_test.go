@@ -30,6 +30,9 @@ type target struct {
 	Realm         string        // this test's realm, a renamed copy of the dev realm
 	Emu           *kcemu.Server // nil against a real Keycloak
 	GC            *gocloak.GoCloak
+	// InvalidGrant is the status of an invalid_grant answer: 401 before
+	// Keycloak 26.6, 400 from then on (keycloak/keycloak#46528).
+	InvalidGrant int
 }
 
 func newTarget(t *testing.T) *target {
@@ -48,6 +51,7 @@ func newTarget(t *testing.T) *target {
 		tg.URL, tg.AdminUser, tg.AdminPassword, tg.Emu = srv.URL(), "admin", "admin-pw", srv
 	}
 	tg.GC = gocloak.NewClient(tg.URL)
+	tg.InvalidGrant = tg.invalidGrantStatus(t)
 	tg.Realm = "kcc-" + randomHex(4)
 	tg.createRealm(t)
 	return tg
@@ -186,4 +190,23 @@ func eq[T comparable](t *testing.T, what string, got, want T) {
 	if got != want {
 		t.Fatalf("%s: got %v, want %v", what, got, want)
 	}
+}
+
+// invalidGrantStatus asks a real Keycloak its version; the emulator follows
+// kcemu.DefaultVersion.
+func (tg *target) invalidGrantStatus(t *testing.T) int {
+	t.Helper()
+	version := kcemu.DefaultVersion
+	if tg.Emu == nil {
+		info, err := tg.GC.GetServerInfo(ctx(t), tg.adminToken(t))
+		if err != nil || info.SystemInfo == nil || info.SystemInfo.Version == nil {
+			t.Fatalf("server info of %s: %v", tg.URL, err)
+		}
+		version = *info.SystemInfo.Version
+	}
+	status, err := kcemu.InvalidGrantStatus(version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status
 }

@@ -168,6 +168,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		oe = refreshGrant(r, &t)
 	}
 	if oe != nil {
+		if oe.code == "invalid_grant" {
+			oe.status = s.invalidGrant
+		}
 		oe.write(w)
 		return
 	}
@@ -180,9 +183,23 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 }
 
 // Keycloak answers every invalid_grant with 400 since 26.6 (RFC 6749 §5.2);
-// earlier 26.x releases answered 401.
+// earlier 26.x releases answered 401. The token endpoint sets the status
+// of the release it follows (Config.Version).
 func invalidGrant(desc string) *oauthErr {
 	return &oauthErr{http.StatusBadRequest, "invalid_grant", desc}
+}
+
+// InvalidGrantStatus is the HTTP status a Keycloak release gives an
+// invalid_grant answer (a bad password, a bad refresh token).
+func InvalidGrantStatus(version string) (int, error) {
+	var major, minor int
+	if _, err := fmt.Sscanf(version, "%d.%d", &major, &minor); err != nil || major < 26 {
+		return 0, fmt.Errorf("keycloak version %q: want 26.x or later, e.g. 26.5 or 26.6", version)
+	}
+	if major == 26 && minor < 6 {
+		return http.StatusUnauthorized, nil
+	}
+	return http.StatusBadRequest, nil
 }
 
 func (s *Server) passwordGrant(r *http.Request, t *tokenRequest) *oauthErr {

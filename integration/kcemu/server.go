@@ -25,13 +25,26 @@ type Config struct {
 	Realms                   []string // realm-export JSON files imported at start
 	DevRealm                 bool     // also import the built-in dev realm
 	DataDir                  string   // "" keeps state in memory only
-	Logger                   *zap.Logger
+	// Version is the Keycloak release to follow where 26.x releases
+	// differ: before 26.6 a bad password answers 401, from 26.6 on 400
+	// (keycloak/keycloak#46528). Default DefaultVersion.
+	Version string
+	Logger  *zap.Logger
 }
+
+// DefaultVersion is the Keycloak release the emulator follows by default.
+const DefaultVersion = "26.5"
 
 // Validate fills defaults and rejects unusable settings.
 func (c *Config) Validate() error {
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:0"
+	}
+	if c.Version == "" {
+		c.Version = DefaultVersion
+	}
+	if _, err := InvalidGrantStatus(c.Version); err != nil {
+		return err
 	}
 	if c.AdminUser == "" {
 		c.AdminUser = "admin"
@@ -64,6 +77,8 @@ type Server struct {
 	srv      *http.Server
 	faults   *Faults
 	verifier verifier
+	// invalidGrant is the HTTP status of an invalid_grant answer.
+	invalidGrant int
 
 	mu      sync.RWMutex
 	st      *state
@@ -82,6 +97,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{log: cfg.Logger, faults: newFaults(), closing: make(chan struct{}), served: make(chan error, 1)}
+	s.invalidGrant, _ = InvalidGrantStatus(cfg.Version)
 	if err := s.loadState(cfg); err != nil {
 		return nil, err
 	}
