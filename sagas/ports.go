@@ -1,6 +1,9 @@
 package sagas
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // ManagedBy marks every resource this system creates (a Keycloak client
 // attribute, a bucket tag), so a step reuses its own and refuses others'.
@@ -33,13 +36,21 @@ type ObjectStore interface {
 	// EnsureBucket creates the bucket (tagged as ours) if absent;
 	// ErrNotOurs if it exists untagged or tagged by someone else.
 	EnsureBucket(ctx context.Context, bucket string) error
+	// AdoptBucket finishes an EnsureBucket a crash cut short between
+	// creating the bucket and marking it: a bucket without any tags,
+	// created at or after since, is tagged as ours. Ours already is
+	// success; ErrNotOurs for a bucket tagged otherwise or made before
+	// since; ErrNotFound for none.
+	AdoptBucket(ctx context.Context, bucket string, since time.Time) error
 	// DeleteBucket removes our bucket; absent is success. With purge false
 	// a bucket holding objects fails with ErrNotEmpty and is left as is.
 	DeleteBucket(ctx context.Context, bucket string, purge bool) error
-	// EnsureBucketPolicy creates or updates an IAM policy that allows
-	// that bucket and nothing else.
+	// EnsureBucketPolicy creates an IAM policy that allows that bucket
+	// and nothing else; one of that name with exactly that document is
+	// ours already (success), one with any other is ErrNotOurs.
 	EnsureBucketPolicy(ctx context.Context, policy, bucket string) error
-	// DeletePolicy removes the policy; absent is success.
+	// DeletePolicy removes the policy of the bucket of the same name;
+	// absent is success, ErrNotOurs if its document is another.
 	DeletePolicy(ctx context.Context, policy string) error
 	// EnsureUser creates or updates a user with that secret and attaches
 	// the policy (already attached is success).

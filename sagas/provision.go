@@ -71,7 +71,7 @@ func (p *Provisioner) createSteps() []Step {
 		{Name: "keycloak_client", Do: p.ensureClient, Compensate: p.deleteClient},
 		{Name: "keycloak_roles", Do: p.ensureRoles},               // removed with the client
 		{Name: "owner_role", Do: p.grantOwner, Event: ownerAdded}, // removed with the client
-		{Name: "bucket", Do: p.ensureBucket, Compensate: p.deleteBucket},
+		{Name: "bucket", Do: p.ensureBucket, Compensate: p.deleteBucket, MarkStart: true},
 		{Name: "policy", Do: p.ensurePolicy, Compensate: p.deletePolicy},
 		{Name: "credentials", Do: p.ensureCredentials, Compensate: p.revoke}, // secret stored before the user exists
 	}
@@ -134,11 +134,27 @@ func (p *Provisioner) grantOwner(ctx context.Context, st *State) error {
 	return err
 }
 
+// ensureBucket creates the bucket and tags it ours: two requests. A kill
+// between them leaves an untagged bucket, which EnsureBucket alone refuses
+// as someone else's; the bucket step's recorded start tells it apart: an
+// untagged bucket made after this step first started is the one a cut-short
+// attempt made. (Only a bucket of this exact name created by someone else
+// in the moment between that record and our create could be mistaken for
+// ours; the name is reserved by this system, and a bucket made before the
+// step started, or tagged by anyone, never is.)
 func (p *Provisioner) ensureBucket(ctx context.Context, st *State) error {
-	return p.d.Store.EnsureBucket(ctx, st.Workspace)
+	err := p.d.Store.EnsureBucket(ctx, st.Workspace)
+	if errors.Is(err, ErrNotOurs) && !st.StepStarted.IsZero() {
+		return p.d.Store.AdoptBucket(ctx, st.Workspace, st.StepStarted)
+	}
+	return err
 }
 
-// The policy and the MinIO user are named after the workspace.
+// The policy and the MinIO user are named after the workspace. The
+// policy is one request, and its document is its mark: a policy of that
+// name allowing exactly this bucket is ours (a killed attempt's, or a
+// repeat), one with any other document is refused, never overwritten,
+// since overwriting it would hand our bucket to whoever holds it.
 func (p *Provisioner) ensurePolicy(ctx context.Context, st *State) error {
 	return p.d.Store.EnsureBucketPolicy(ctx, st.Workspace, st.Workspace)
 }

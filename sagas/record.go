@@ -41,6 +41,9 @@ type Record struct {
 	// incarnation of the workspace, kept through its deletion, so a stale
 	// redelivery of that create does not bring a deleted workspace back.
 	CreatedBy string `json:"created_by,omitempty"`
+	// Started is the step of this run that asks for its start to be
+	// recorded (Step.MarkStart) and has not completed yet.
+	Started *StepStart `json:"started,omitempty"`
 	// Member is the membership change in progress, nil when none is.
 	Member *MemberRun `json:"member,omitempty"`
 	// Admins are the ws_admin holders this system granted, as far as
@@ -59,6 +62,12 @@ type Record struct {
 type Lease struct {
 	WorkerID string    `json:"worker_id"`
 	Until    time.Time `json:"until"`
+}
+
+// StepStart is when a step first started, saved before its first attempt.
+type StepStart struct {
+	Step string    `json:"step"`
+	At   time.Time `json:"at"`
 }
 
 // Running reports whether the saga was left mid-way (a run is going on,

@@ -136,6 +136,11 @@ func (r *Runner) run(ctx context.Context, s Saga, ws string, rec Record, rev uin
 		if err := h.checkpoint(ctx); err != nil {
 			return h.abort(ctx, err)
 		}
+		started, err := h.markStart(ctx, step)
+		if err != nil {
+			return h.abort(ctx, err)
+		}
+		st.StepStarted = started
 		if err := r.retry(ctx, ws, step.Name, func() error { return r.do(ctx, step, st) }); err != nil {
 			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 				return h.abort(ctx, ErrStopped)
@@ -319,6 +324,24 @@ func (h *handle) checkpoint(ctx context.Context) error {
 	return nil
 }
 
+// markStart returns when step first started, for a step that asks for it
+// (Step.MarkStart): the time is saved in the record before the step's
+// first attempt, and kept through crashes, resumes and retries until the
+// step completes, so it is never later than any attempt's side effect.
+func (h *handle) markStart(ctx context.Context, step Step) (time.Time, error) {
+	if !step.MarkStart {
+		return time.Time{}, nil
+	}
+	h.mu.Lock()
+	prev := h.rec.Started
+	h.mu.Unlock()
+	if prev != nil && prev.Step == step.Name {
+		return prev.At, nil
+	}
+	at := time.Now().UTC()
+	return at, h.update(ctx, func(r *Record) { r.Started = &StepStart{Step: step.Name, At: at} })
+}
+
 func (h *handle) completed(ctx context.Context, s Saga, step Step, st *State) error {
 	if err := h.publish(ctx, step.Name, "completed", &events.StepCompleted{Saga: s.Name, Step: step.Name}); err != nil {
 		return err
@@ -329,7 +352,12 @@ func (h *handle) completed(ctx context.Context, s Saga, step Step, st *State) er
 		}
 	}
 	h.r.log.Info("saga: step completed", zap.String("workspace", h.ws), zap.String("saga", s.Name), zap.String("step", step.Name))
-	return h.update(ctx, func(r *Record) { r.StepsDone = append(r.StepsDone, step.Name) })
+	return h.update(ctx, func(r *Record) {
+		r.StepsDone = append(r.StepsDone, step.Name)
+		if r.Started != nil && r.Started.Step == step.Name {
+			r.Started = nil
+		}
+	})
 }
 
 func (h *handle) finish(ctx context.Context, s Saga, st *State) error {

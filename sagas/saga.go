@@ -2,6 +2,7 @@ package sagas
 
 import (
 	"context"
+	"time"
 
 	"github.com/eo-workspaces/provisioner/events"
 )
@@ -25,6 +26,13 @@ type Step struct {
 	// Event, if set, returns a domain event published once the step is
 	// done (e.g. the owner became a member).
 	Event func(st *State) events.Payload
+	// MarkStart asks the runner to save in the record when the step first
+	// started, before its first attempt, and to pass it in
+	// State.StepStarted: a step whose side effect takes two provider calls
+	// (create, then mark as ours) can then tell the half-made resource of
+	// an attempt a crash cut short (made after that time) from someone
+	// else's (made before it).
+	MarkStart bool
 }
 
 // Saga is an ordered list of steps and the statuses around them.
@@ -41,6 +49,10 @@ type Saga struct {
 type State struct {
 	Workspace string
 	Params    Params
+	// StepStarted is when the current step first started, for a step
+	// with MarkStart (zero otherwise); the same on every attempt, resume
+	// and retry of that step.
+	StepStarted time.Time
 	// Admins are the workspace's ws_admin holders as the record knew them
 	// when a membership change started (see Record.Admins).
 	Admins []string

@@ -85,6 +85,9 @@ func serve(ctx context.Context, cfg Config, out io.Writer) (err error) {
 			return fmt.Errorf("--fresh: %w", err)
 		}
 	}
+	if err := checkData(cfg); err != nil {
+		return err
+	}
 	ports, err := resolvePorts(cfg.Ports, cfg.portsPath(), portGrace)
 	if err != nil {
 		return err

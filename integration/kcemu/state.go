@@ -292,3 +292,11 @@ func (r *realm) ensureMaps() {
 // StateFile is the file the emulator keeps its state in under dataDir;
 // removing it starts the emulator from nothing.
 func StateFile(dataDir string) string { return filepath.Join(dataDir, stateFileName) }
+
+// CheckState reads the state kept in dataDir without serving it, so a
+// supervisor can refuse a corrupt or older state file before it starts
+// anything; the error names the file. No file is a blank state: nil.
+func CheckState(dataDir string) error {
+	_, err := loadState(StateFile(dataDir))
+	return err
+}

@@ -41,31 +41,31 @@ func TestTaskDev(t *testing.T) {
 	defer cancel()
 
 	begin := time.Now()
-	dev := startTask(t, root, nil, "dev")
-	env := waitStackEnv(t, dev, envPath, firstStart)
+	dev := stacktest.StartTask(t, root, nil, "dev")
+	env := dev.WaitStackEnv(t, root, firstStart)
 	t.Logf("go tool task dev: stack.env after %s (first start in a new checkout)", time.Since(begin).Round(time.Millisecond))
-	dev.record()
-	devstack := dev.find(t, "devstack")
+	dev.Record()
+	devstack := dev.Find(t, "devstack")
 	for _, comm := range []string{"task", "minio", "keycloak", "provisioner"} {
-		dev.find(t, comm)
+		dev.Find(t, comm)
 	}
 
 	name := useStack(t, ctx, env)
 
 	// A second dev in the same checkout is refused at once, naming the first.
 	begin = time.Now()
-	second := startTask(t, root, nil, "dev")
-	if code := second.exitCode(t, 2*time.Minute); code == 0 {
-		t.Fatalf("a second go tool task dev exited 0 while one runs, want a refusal:\n%s", second.out.String())
+	second := stacktest.StartTask(t, root, nil, "dev")
+	if code := second.ExitCode(t, 2*time.Minute); code == 0 {
+		t.Fatalf("a second go tool task dev exited 0 while one runs, want a refusal:\n%s", second.Out.String())
 	}
 	t.Logf("second go tool task dev refused in %s", time.Since(begin).Round(time.Millisecond))
-	msg := second.out.String()
+	msg := second.Out.String()
 	for _, want := range []string{"another dev stack is running", "pid " + strconv.Itoa(devstack.Pid), filepath.Join(".dev", "dev.lock")} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("refusal does not say %q:\n%s", want, stacktest.LastLines(msg, 10))
 		}
 	}
-	if again := readEnv(t, envPath); !maps.Equal(again, env) {
+	if again := stacktest.ReadEnv(t, envPath); !maps.Equal(again, env) {
 		t.Errorf("the refused second dev changed stack.env: %v, was %v", again, env)
 	}
 
@@ -74,22 +74,22 @@ func TestTaskDev(t *testing.T) {
 	// Restarted on the same state, then Ctrl-C as a terminal sends it: SIGINT
 	// to the whole foreground process group.
 	begin = time.Now()
-	restarted := startTask(t, root, nil, "dev")
-	env2 := waitStackEnv(t, restarted, envPath, 2*time.Minute)
+	restarted := stacktest.StartTask(t, root, nil, "dev")
+	env2 := restarted.WaitStackEnv(t, root, 2*time.Minute)
 	t.Logf("go tool task dev restarted: stack.env after %s", time.Since(begin).Round(time.Millisecond))
-	restarted.record()
+	restarted.Record()
 	token := passwordGrant(t, env2["KEYCLOAK_URL"], env2["KEYCLOAK_REALM"], "demo", "example-admin", "changeme")
 	if code, _ := getWorkspace(t, env2["WORKSPACE_API"], name, token); code != http.StatusOK {
 		t.Errorf("after a restart GET %s answered %d, want the kept workspace", name, code)
 	}
 	begin = time.Now()
-	if err := syscall.Kill(-restarted.pid(), syscall.SIGINT); err != nil {
+	if err := syscall.Kill(-restarted.Pid(), syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	if code := restarted.exitCode(t, time.Minute); code != 0 {
+	if code := restarted.ExitCode(t, time.Minute); code != 0 {
 		t.Errorf("go tool task dev exited %d after Ctrl-C, want 0", code)
 	}
-	restarted.waitGone(t, 30*time.Second)
+	restarted.WaitGone(t, 30*time.Second)
 	if _, err := os.Stat(envPath); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stack.env still there after Ctrl-C (stat: %v)", err)
 	}
@@ -99,17 +99,17 @@ func TestTaskDev(t *testing.T) {
 // stopFromTheTop sends one SIGTERM to the go process alone, as `kill <pid>`
 // or a supervisor does. `go tool` passes it to cmd/task, which passes it
 // to the group go-task runs in (go-task alone would only log it).
-func stopFromTheTop(t *testing.T, dev *taskRun, envPath string) {
+func stopFromTheTop(t *testing.T, dev *stacktest.Run, envPath string) {
 	t.Helper()
 	begin := time.Now()
-	if err := syscall.Kill(dev.pid(), syscall.SIGTERM); err != nil {
+	if err := syscall.Kill(dev.Pid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := dev.exitCode(t, time.Minute); code != 0 {
+	if code := dev.ExitCode(t, time.Minute); code != 0 {
 		t.Errorf("go tool task dev exited %d after one SIGTERM, want 0", code)
 	}
-	dev.waitGone(t, time.Minute)
-	waitCond(t, 10*time.Second, "stack.env removed", func() bool {
+	dev.WaitGone(t, time.Minute)
+	stacktest.WaitCond(t, 10*time.Second, "stack.env removed", func() bool {
 		_, err := os.Stat(envPath)
 		return errors.Is(err, os.ErrNotExist)
 	})
@@ -117,34 +117,7 @@ func stopFromTheTop(t *testing.T, dev *taskRun, envPath string) {
 		t.Errorf("dev.lock still names pid %q", b)
 	}
 	t.Logf("one SIGTERM to go (pid %d): all %d descendants gone and stack.env removed in %s",
-		dev.pid(), len(dev.seen), time.Since(begin).Round(time.Millisecond))
-}
-
-func waitStackEnv(t *testing.T, r *taskRun, path string, d time.Duration) map[string]string {
-	t.Helper()
-	r.poll(t, d, ".dev/stack.env", func() bool {
-		_, err := os.Stat(path)
-		return err == nil
-	})
-	env := readEnv(t, path)
-	keys := slices.Sorted(maps.Keys(env))
-	if want := slices.Sorted(slices.Values(stacktest.ContractKeys())); !slices.Equal(keys, want) {
-		t.Fatalf("stack.env keys %v, want exactly %v", keys, want)
-	}
-	return env
-}
-
-func readEnv(t *testing.T, path string) map[string]string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := stacktest.ParseEnv(b)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return env
+		dev.Pid(), len(dev.Seen()), time.Since(begin).Round(time.Millisecond))
 }
 
 // useStack uses every value of stack.env as an outside tool would, and
@@ -156,7 +129,7 @@ func useStack(t *testing.T, ctx context.Context, env map[string]string) string {
 
 	name := createWorkspace(t, env["WORKSPACE_API"], token, "tasks-dev")
 	var got struct{ Name, Status string }
-	waitCond(t, 30*time.Second, "GET "+name+" answering 200", func() bool {
+	stacktest.WaitCond(t, 30*time.Second, "GET "+name+" answering 200", func() bool {
 		code, body := getWorkspace(t, env["WORKSPACE_API"], name, token)
 		return code == http.StatusOK && json.Unmarshal(body, &got) == nil
 	})

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/Nerzal/gocloak/v13"
+
+	"github.com/eo-workspaces/provisioner/integration/stacktest"
 )
 
 // The client and service-account user of gocloak's realm export
@@ -31,14 +33,14 @@ func TestTaskKeycloak(t *testing.T) {
 	const user, password = "tasks-boot", "tasks-boot-pw"
 
 	begin := time.Now()
-	kc := startTask(t, root, []string{"KC_BOOTSTRAP_ADMIN_USERNAME=" + user, "KC_BOOTSTRAP_ADMIN_PASSWORD=" + password},
+	kc := stacktest.StartTask(t, root, []string{"KC_BOOTSTRAP_ADMIN_USERNAME=" + user, "KC_BOOTSTRAP_ADMIN_PASSWORD=" + password},
 		"keycloak", "--", "--http-host", "127.0.0.1", "--http-port", strconv.Itoa(port), "--import-realm", export)
-	kc.poll(t, firstStart, "200 from the master realm's discovery document", func() bool {
-		return httpStatus(base+"/realms/master/.well-known/openid-configuration") == http.StatusOK
+	kc.Poll(t, firstStart, "200 from the master realm's discovery document", func() bool {
+		return stacktest.HTTPStatus(base+"/realms/master/.well-known/openid-configuration") == http.StatusOK
 	})
 	t.Logf("go tool task keycloak: ready after %s", time.Since(begin).Round(time.Millisecond))
-	kc.record()
-	kc.find(t, "keycloak")
+	kc.Record()
+	kc.Find(t, "keycloak")
 
 	gc := gocloak.NewClient(base)
 	if _, err := gc.LoginAdmin(ctx, "admin", "admin", "master"); err == nil {
@@ -122,14 +124,14 @@ func TestTaskKeycloak(t *testing.T) {
 
 	// One SIGTERM to the go process alone, as a suite stops what it started.
 	begin = time.Now()
-	if err := syscall.Kill(kc.pid(), syscall.SIGTERM); err != nil {
+	if err := syscall.Kill(kc.Pid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := kc.exitCode(t, 30*time.Second); code != 0 {
+	if code := kc.ExitCode(t, 30*time.Second); code != 0 {
 		t.Errorf("go tool task keycloak exited %d after SIGTERM, want 0", code)
 	}
-	kc.waitGone(t, 10*time.Second)
-	if httpStatus(base+"/realms/master/.well-known/openid-configuration") != 0 {
+	kc.WaitGone(t, 10*time.Second)
+	if stacktest.HTTPStatus(base+"/realms/master/.well-known/openid-configuration") != 0 {
 		t.Error("the emulator still answers after the task exited")
 	}
 	t.Logf("SIGTERM: exit and every process gone in %s", time.Since(begin).Round(time.Millisecond))

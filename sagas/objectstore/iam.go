@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"slices"
 	"sync/atomic"
 
 	"github.com/minio/madmin-go/v3"
@@ -41,8 +43,13 @@ func bucketPolicy(bucket string) ([]byte, error) {
 	return json.Marshal(doc)
 }
 
-// EnsureBucketPolicy writes the policy; MinIO's add-canned-policy
-// replaces a policy of that name, so a repeat is one idempotent request.
+// EnsureBucketPolicy writes the policy unless one of that name exists.
+// MinIO's add-canned-policy silently replaces a policy of that name, and
+// policies carry no tags, so the document is the mark: an existing policy
+// that allows exactly this bucket is ours (a repeat, or an attempt killed
+// after its one write), one with any other document is someone else's and
+// is refused, never overwritten, for overwriting it would hand this bucket
+// to every user and group it is attached to.
 func (s *Store) EnsureBucketPolicy(ctx context.Context, policy, bucket string) error {
 	doc, err := bucketPolicy(bucket)
 	if err != nil {
@@ -50,16 +57,71 @@ func (s *Store) EnsureBucketPolicy(ctx context.Context, policy, bucket string) e
 	}
 	ctx, st, cancel := s.call(ctx)
 	defer cancel()
-	return classify(st, s.admin.AddCannedPolicy(ctx, policy, doc), "write policy %q", policy)
+	info, err := s.admin.InfoCannedPolicyV2(ctx, policy)
+	switch {
+	case errCode(err) == codeNoSuchPolicy:
+		return classify(st, s.admin.AddCannedPolicy(ctx, policy, doc), "write policy %q", policy)
+	case err != nil:
+		return classify(st, err, "read policy %q", policy)
+	case !samePolicy(info.Policy, doc):
+		return fmt.Errorf("policy %q exists with another document: %w", policy, sagas.ErrNotOurs)
+	}
+	return nil
 }
 
-// DeletePolicy removes the policy. MinIO refuses to remove a policy still
-// attached to a user or group, so the policy is first detached from them:
-// its name is ours, and so is every attachment of it.
+// samePolicy compares two policy documents as JSON values whose string
+// lists are sets: MinIO keeps a statement's actions and resources as sets
+// and gives them back in any order, with its own spacing.
+func samePolicy(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(sortStringLists(x), sortStringLists(y))
+}
+
+func sortStringLists(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			v[k] = sortStringLists(e)
+		}
+	case []any:
+		strs := make([]string, 0, len(v))
+		for i, e := range v {
+			v[i] = sortStringLists(e)
+			if s, ok := e.(string); ok {
+				strs = append(strs, s)
+			}
+		}
+		if len(strs) == len(v) {
+			slices.Sort(strs)
+			for i, s := range strs {
+				v[i] = s
+			}
+		}
+	}
+	return v
+}
+
+// DeletePolicy removes the policy, ours only: its document must be the
+// one EnsureBucketPolicy writes for the bucket of the same name (the
+// sagas name both after the workspace). MinIO refuses to remove a policy
+// still attached to a user or group, so ours is first detached from them.
 func (s *Store) DeletePolicy(ctx context.Context, policy string) error {
 	ctx, st, cancel := s.call(ctx)
 	defer cancel()
-	err := s.admin.RemoveCannedPolicy(ctx, policy)
+	info, err := s.admin.InfoCannedPolicyV2(ctx, policy)
+	if errCode(err) == codeNoSuchPolicy {
+		return nil
+	}
+	if err != nil {
+		return classify(st, err, "read policy %q", policy)
+	}
+	if doc, err := bucketPolicy(policy); err != nil || !samePolicy(info.Policy, doc) {
+		return fmt.Errorf("policy %q has another document than its workspace's: %w", policy, sagas.ErrNotOurs)
+	}
+	err = s.admin.RemoveCannedPolicy(ctx, policy)
 	if errCode(err) == codePolicyInUse {
 		if err := s.detachEverywhere(ctx, st, policy); err != nil {
 			return err

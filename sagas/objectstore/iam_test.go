@@ -3,6 +3,7 @@ package objectstore_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -67,22 +68,34 @@ func TestPolicyIsThatBucketOnlyAndIdempotent(t *testing.T) {
 		!slices.Equal(res, []string{"arn:aws:s3:::the-bucket", "arn:aws:s3:::the-bucket/*"}) {
 		t.Fatalf("policy = %s", raw)
 	}
-	// Re-pointing the policy at another bucket updates it in place.
-	if err := s.EnsureBucketPolicy(ctx, n, "other-bucket"); err != nil {
-		t.Fatal(err)
+	// A policy of that name with another document is never overwritten
+	// (it would hand this bucket to its holders): not ours.
+	if err := s.EnsureBucketPolicy(ctx, n, "other-bucket"); !errors.Is(err, sagas.ErrNotOurs) {
+		t.Fatalf("EnsureBucketPolicy for another bucket = %v, want ErrNotOurs", err)
 	}
 	//lint:ignore SA1019 InfoCannedPolicy returns the plain document the test compares
-	if raw, _ := adm.InfoCannedPolicy(ctx, n); !strings.Contains(string(raw), "other-bucket") || strings.Contains(string(raw), "the-bucket") {
-		t.Fatalf("policy after update = %s", raw)
+	if raw, _ := adm.InfoCannedPolicy(ctx, n); strings.Contains(string(raw), "other-bucket") || !strings.Contains(string(raw), "the-bucket") {
+		t.Fatalf("policy after a refused update = %s", raw)
+	}
+	// Delete takes only the policy of the bucket named like it.
+	if err := s.DeletePolicy(ctx, n); !errors.Is(err, sagas.ErrNotOurs) {
+		t.Fatalf("DeletePolicy of a policy for another bucket = %v, want ErrNotOurs", err)
+	}
+	own := name(t)
+	if err := s.EnsureBucketPolicy(ctx, own, own); err != nil {
+		t.Fatal(err)
 	}
 	for i := range 2 {
-		if err := s.DeletePolicy(ctx, n); err != nil {
+		if err := s.DeletePolicy(ctx, own); err != nil {
 			t.Fatalf("DeletePolicy #%d: %v", i+1, err)
 		}
 	}
 	//lint:ignore SA1019 InfoCannedPolicy returns the plain document the test compares
-	if _, err := adm.InfoCannedPolicy(ctx, n); madmin.ToErrorResponse(err).Code != "XMinioAdminNoSuchPolicy" {
+	if _, err := adm.InfoCannedPolicy(ctx, own); madmin.ToErrorResponse(err).Code != "XMinioAdminNoSuchPolicy" {
 		t.Fatalf("policy after delete: %v", err)
+	}
+	if err := adm.RemoveCannedPolicy(ctx, n); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/minio/madmin-go/v3"
 	"github.com/minio/minio-go/v7"
@@ -62,10 +64,8 @@ func (s *Store) call(ctx context.Context) (context.Context, *atomic.Int32, conte
 // keeps the common path to two requests either way.
 //
 // The create and the tag are two requests: a crash between them leaves an
-// untagged bucket that later runs refuse as not ours, and so would a
-// second EnsureBucket racing the first between its two requests (the
-// saga runs one command per workspace at a time, so only a crash gets
-// here). That takes an operator, but never adopts someone else's bucket.
+// untagged bucket that EnsureBucket refuses as not ours; AdoptBucket,
+// given when the step first started, finishes the job.
 func (s *Store) EnsureBucket(ctx context.Context, bucket string) error {
 	if err := validBucket(bucket); err != nil {
 		return err
@@ -124,7 +124,44 @@ func (s *Store) checkOurs(ctx context.Context, st *atomic.Int32, bucket string) 
 	case !exists:
 		return fmt.Errorf("bucket %q: %w", bucket, sagas.ErrNotFound)
 	}
-	return fmt.Errorf("bucket %q has no tags: %w", bucket, sagas.ErrNotOurs)
+	return fmt.Errorf("bucket %q has no tags: %w", bucket, errUntagged)
+}
+
+// errUntagged is the ErrNotOurs of a bucket without any tags, the one kind
+// AdoptBucket may take over.
+var errUntagged = fmt.Errorf("untagged: %w", sagas.ErrNotOurs)
+
+// AdoptBucket tags as ours an untagged bucket created at or after since
+// (or whose creation MinIO never finished recording): the bucket an
+// EnsureBucket made before a crash kept it from tagging it.
+// MinIO gives a bucket's creation time only in ListBuckets (to the
+// millisecond; since is taken to the second below, for servers that round).
+// That lists every bucket, which is fine on this rare recovery path.
+func (s *Store) AdoptBucket(ctx context.Context, bucket string, since time.Time) error {
+	if err := validBucket(bucket); err != nil {
+		return err
+	}
+	ctx, st, cancel := s.call(ctx)
+	defer cancel()
+	if err := s.checkOurs(ctx, st, bucket); !errors.Is(err, errUntagged) {
+		return err // ours (nil), none, tagged by someone else, or an outage
+	}
+	buckets, err := s.s3.ListBuckets(ctx)
+	if err != nil {
+		return classify(st, err, "list buckets to date %q", bucket)
+	}
+	i := slices.IndexFunc(buckets, func(b minio.BucketInfo) bool { return b.Name == bucket })
+	if i < 0 {
+		return fmt.Errorf("bucket %q: %w", bucket, sagas.ErrNotFound)
+	}
+	// A zero date: MinIO never saved the bucket's metadata, i.e. the create
+	// itself was cut short (seen when the whole stack is SIGKILLed during
+	// MakeBucket); a bucket whose create completed always has one.
+	if created := buckets[i].CreationDate; !created.IsZero() && created.Before(since.Truncate(time.Second)) {
+		return fmt.Errorf("bucket %q has no tags and was created at %s, before this step started at %s: %w",
+			bucket, created.UTC().Format(time.RFC3339Nano), since.UTC().Format(time.RFC3339Nano), sagas.ErrNotOurs)
+	}
+	return s.tagBucket(ctx, st, bucket)
 }
 
 // DeleteBucket removes our bucket. Without purge MinIO itself refuses a

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/eo-workspaces/provisioner/sagas"
 )
@@ -24,8 +25,10 @@ type client struct {
 }
 
 type bucket struct {
-	ours    bool
-	objects int
+	ours     bool
+	untagged bool      // not ours and not marked by anyone: AdoptBucket may take it
+	created  time.Time // zero: long ago
+	objects  int
 }
 
 // MinioUser is what the fake holds for a MinIO user.
@@ -191,6 +194,32 @@ func (p *Providers) EnsureBucket(_ context.Context, name string) error {
 	})
 }
 
+// AdoptBucket implements sagas.ObjectStore.
+func (p *Providers) AdoptBucket(_ context.Context, name string, since time.Time) error {
+	return p.call("AdoptBucket", name, func() error {
+		b, ok := p.buckets[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("bucket %s: %w", name, sagas.ErrNotFound)
+		case b.ours:
+			return nil
+		case !b.untagged || b.created.Before(since):
+			return fmt.Errorf("bucket %s: %w", name, sagas.ErrNotOurs)
+		}
+		b.ours, b.untagged = true, false
+		return nil
+	})
+}
+
+// AddHalfMade creates an untagged bucket now, counted as a bucket created:
+// what a real EnsureBucket leaves when killed between create and tag.
+func (p *Providers) AddHalfMade(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buckets[name] = &bucket{untagged: true, created: time.Now()}
+	p.creates["bucket"]++
+}
+
 // DeleteBucket implements sagas.ObjectStore.
 func (p *Providers) DeleteBucket(_ context.Context, name string, purge bool) error {
 	return p.call("DeleteBucket", name, func() error {
@@ -211,17 +240,27 @@ func (p *Providers) DeleteBucket(_ context.Context, name string, purge bool) err
 // EnsureBucketPolicy implements sagas.ObjectStore.
 func (p *Providers) EnsureBucketPolicy(_ context.Context, policy, bucketName string) error {
 	return p.call("EnsureBucketPolicy", policy, func() error {
-		if _, ok := p.policies[policy]; !ok {
+		have, ok := p.policies[policy]
+		switch {
+		case !ok:
 			p.creates["policy"]++
+			p.policies[policy] = bucketName
+		case have != bucketName:
+			return fmt.Errorf("policy %s: %w", policy, sagas.ErrNotOurs)
 		}
-		p.policies[policy] = bucketName
 		return nil
 	})
 }
 
 // DeletePolicy implements sagas.ObjectStore.
 func (p *Providers) DeletePolicy(_ context.Context, policy string) error {
-	return p.call("DeletePolicy", policy, func() error { delete(p.policies, policy); return nil })
+	return p.call("DeletePolicy", policy, func() error {
+		if have, ok := p.policies[policy]; ok && have != policy {
+			return fmt.Errorf("policy %s: %w", policy, sagas.ErrNotOurs)
+		}
+		delete(p.policies, policy)
+		return nil
+	})
 }
 
 // EnsureUser implements sagas.ObjectStore.
@@ -301,7 +340,8 @@ func (p *Providers) PutObject(bucketName string) error {
 }
 
 // AddForeign creates resources of that name this system did not create:
-// kind is "client", "bucket" or "user".
+// kind is "client", "bucket" (untagged, made long ago), "user" or "policy"
+// (allowing another bucket).
 func (p *Providers) AddForeign(kind, name string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -309,8 +349,10 @@ func (p *Providers) AddForeign(kind, name string) {
 	case "client":
 		p.clients[name] = &client{mappings: map[string][]string{}}
 	case "bucket":
-		p.buckets[name] = &bucket{}
+		p.buckets[name] = &bucket{untagged: true}
 	case "user":
 		p.minio[name] = MinioUser{Secret: "not-ours-secret"}
+	case "policy":
+		p.policies[name] = "someone-elses-bucket"
 	}
 }
