@@ -144,6 +144,9 @@ func (s *stack) startProvisioner(ctx context.Context) (part, error) {
 		"--minio-access-key", s.cfg.MinIOUser,
 		"--minio-secret-key", s.cfg.MinIOPass,
 		"--secret-key", s.cfg.SecretKey,
+		// One worker owns this stack's store: after a kill, the restarted
+		// one resumes the sagas it had leased at once.
+		"--worker-id", "devstack",
 	}, os.Environ(), s.logWriter(name), s.cfg.StopTimeout)
 	if err != nil {
 		return nil, err

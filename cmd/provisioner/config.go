@@ -42,6 +42,7 @@ type config struct {
 	SecretKey      string
 
 	Concurrency     int
+	WorkerID        string
 	MaxRetryElapsed time.Duration
 	ShutdownTimeout time.Duration
 }
@@ -75,6 +76,7 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.MinIOSecretKey, "minio-secret-key", "", "MinIO admin secret key")
 	fs.StringVar(&c.SecretKey, "secret-key", "", "passphrase that encrypts stored credentials at rest")
 	fs.IntVar(&c.Concurrency, "concurrency", 8, "workspaces provisioned in parallel")
+	fs.StringVar(&c.WorkerID, "worker-id", "", "this worker's name in saga leases, unique among live workers; a restart under the same name resumes its sagas at once instead of after the lease expires (default: hostname plus a random suffix)")
 	fs.DurationVar(&c.MaxRetryElapsed, "max-retry-elapsed", 5*time.Minute, "how long a step retries a provider outage before the saga fails")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight work")
 }

@@ -28,7 +28,7 @@ const ConsumerName = "worker"
 type Config struct {
 	Concurrency     int           // sagas running at once (8)
 	MaxRetryElapsed time.Duration // in-place retries of a transient error before failed (5m)
-	AckWait         time.Duration // heart-beaten every third while a message is held (30s)
+	AckWait         time.Duration // held messages heart-beaten every third; a dead worker's come back after it (10s)
 	WorkerID        string        // lease owner; stable across restarts if set (hostname-random)
 	Endpoint        string        // S3 endpoint reported in the storage block (required)
 	Region          string        // S3 region (us-east-1)
@@ -64,7 +64,7 @@ func (c Config) WithDefaults() Config {
 		c.WorkerID = defaultWorkerID()
 	}
 	def(&c.MaxRetryElapsed, 5*time.Minute)
-	def(&c.AckWait, 30*time.Second)
+	def(&c.AckWait, 10*time.Second)
 	def(&c.LeaseTTL, 30*time.Second)
 	def(&c.NakDelay, 5*time.Second)
 	def(&c.RetryInitial, 250*time.Millisecond)

@@ -70,7 +70,7 @@ func stubProvisioner(args []string) error {
 	dataDir := fs.String("data-dir", "", "")
 	natsListen := fs.String("nats-listen", "", "")
 	for _, name := range []string{"keycloak-url", "keycloak-realm", "keycloak-client-id", "keycloak-client-secret",
-		"s3-endpoint", "s3-region", "minio-access-key", "minio-secret-key", "secret-key"} {
+		"s3-endpoint", "s3-region", "minio-access-key", "minio-secret-key", "secret-key", "worker-id"} {
 		fs.String(name, "", "")
 	}
 	if err := fs.Parse(args); err != nil {

@@ -200,6 +200,7 @@ func (s *Server) authorize(st *state, r *http.Request, perm func(*caller) bool) 
 func (s *Server) routeAdmin(mux *http.ServeMux) {
 	const p = "/admin/realms/{realm}"
 	mux.HandleFunc("GET /admin/realms", s.admin(false, anyAdmin, listRealms))
+	mux.HandleFunc("GET /admin/serverinfo", s.admin(false, anyAdmin, s.serverInfo))
 	mux.HandleFunc("POST /admin/realms", s.admin(true, superAdmin, createRealm))
 	mux.HandleFunc("POST /admin/realms/{$}", s.admin(true, superAdmin, createRealm))
 	mux.HandleFunc("GET "+p, s.admin(false, anyAdmin, getRealm))
@@ -282,4 +283,10 @@ func page[T any](r *http.Request, items []T, defMax int) []T {
 		items = items[:max]
 	}
 	return items
+}
+
+// serverInfo answers the part of Keycloak's server info that clients read
+// to tell releases apart: systemInfo.version.
+func (s *Server) serverInfo(*adminCall) (reply, bool) {
+	return ok(map[string]any{"systemInfo": map[string]any{"version": s.version + ".0"}}), false
 }

@@ -79,6 +79,7 @@ type Server struct {
 	verifier verifier
 	// invalidGrant is the HTTP status of an invalid_grant answer.
 	invalidGrant int
+	version      string // Config.Version
 
 	mu      sync.RWMutex
 	st      *state
@@ -98,6 +99,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{log: cfg.Logger, faults: newFaults(), closing: make(chan struct{}), served: make(chan error, 1)}
 	s.invalidGrant, _ = InvalidGrantStatus(cfg.Version)
+	s.version = cfg.Version
 	if err := s.loadState(cfg); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+
+	"github.com/Nerzal/gocloak/v13"
 )
 
 // TestInvalidGrantStatusFollowsTheRelease: a bad password answers 401 up
@@ -28,5 +30,26 @@ func TestInvalidGrantStatusFollowsTheRelease(t *testing.T) {
 	}
 	if _, err := Start(context.Background(), Config{Version: "25.0"}); err == nil {
 		t.Error("a Keycloak release before 26 was accepted")
+	}
+}
+
+// TestServerInfoNamesTheRelease: what gocloak's GetServerInfo reads.
+func TestServerInfoNamesTheRelease(t *testing.T) {
+	s, err := Start(context.Background(), Config{Version: "26.6"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	gc := gocloak.NewClient(s.URL())
+	tok, err := gc.LoginAdmin(context.Background(), "admin", "admin", "master")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := gc.GetServerInfo(context.Background(), tok.AccessToken)
+	if err != nil || info.SystemInfo == nil || info.SystemInfo.Version == nil || *info.SystemInfo.Version != "26.6.0" {
+		t.Fatalf("server info %+v, %v", info, err)
+	}
+	if _, err := gc.GetServerInfo(context.Background(), "not-a-token"); err == nil {
+		t.Fatal("server info without a valid token")
 	}
 }
