@@ -463,7 +463,7 @@ func (t *callTimes) print(n int) {
 }
 
 // iamSplit looks inside EnsureUser: madmin's AddUser and SetPolicy timed
-// apart on fresh users, c at a time, and the argon2id payload encryption
+// apart on fresh users, c at a time, and the admin payload encryption
 // madmin applies to AddUser's body, alone and c at a time in this process.
 func iamSplit(ctx context.Context, b *testing.B, st *provisionStack, c int) {
 	b.Helper()
@@ -515,7 +515,11 @@ func iamSplit(ctx context.Context, b *testing.B, st *provisionStack, c int) {
 	if err, ok := failed.Load().(error); ok {
 		b.Fatal(err)
 	}
-	fmt.Printf("madmin.EncryptData (argon2id): %.1f ms each one at a time; %.1f ms of wall time each with %d at once\n",
+	kdf := "argon2id"
+	if madmin.FIPSEnabled() {
+		kdf = "PBKDF2, fips build tag"
+	}
+	fmt.Printf("madmin.EncryptData (%s): %.1f ms each one at a time; %.1f ms of wall time each with %d at once\n", kdf,
 		ms(serial), ms(parallel), c)
 }
 
