@@ -11,6 +11,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/google/uuid"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/eo-workspaces/provisioner/events"
 )
@@ -132,6 +133,9 @@ func (r *Runner) run(ctx context.Context, s Saga, ws string, rec Record, rev uin
 	if err := h.publish(ctx, "status", s.Running, start); err != nil {
 		return h.abort(ctx, err)
 	}
+	if err := h.republishLast(ctx, s, st); err != nil {
+		return h.abort(ctx, err)
+	}
 	for _, step := range s.Steps[rec.next(s):] {
 		if err := h.checkpoint(ctx); err != nil {
 			return h.abort(ctx, err)
@@ -207,6 +211,16 @@ type handle struct {
 }
 
 func (h *handle) publish(ctx context.Context, step, outcome string, p events.Payload) error {
+	env, err := h.envelope(step, outcome, p)
+	if err != nil {
+		return err
+	}
+	return h.send(ctx, env)
+}
+
+// envelope wraps p as the event this run publishes for one step and
+// outcome, with its deterministic id.
+func (h *handle) envelope(step, outcome string, p events.Payload) (events.Envelope, error) {
 	h.mu.Lock()
 	meta, saga := h.rec.meta(), h.rec.Saga
 	if m := h.rec.Member; h.member && m != nil {
@@ -214,16 +228,23 @@ func (h *handle) publish(ctx context.Context, step, outcome string, p events.Pay
 	}
 	meta.ID = EventID(meta.CausationID, saga, step, outcome)
 	h.mu.Unlock()
-	env, err := events.New(h.ws, p, meta)
-	if err != nil {
-		return err
-	}
+	return events.New(h.ws, p, meta)
+}
+
+// send publishes envelopes in order, retrying transient failures.
+func (h *handle) send(ctx context.Context, envs ...events.Envelope) error {
 	ctx, cancel := h.detached(ctx)
 	defer cancel()
-	return h.r.retry(ctx, h.ws, "publish "+p.EventType(), func() error {
-		_, err := h.r.pub.Publish(ctx, env)
-		return err
-	})
+	for _, env := range envs {
+		err := h.r.retry(ctx, h.ws, "publish "+env.Type, func() error {
+			_, err := h.r.pub.Publish(ctx, env)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // detached returns a context for recording what already happened: a stop
@@ -343,21 +364,67 @@ func (h *handle) markStart(ctx context.Context, step Step) (time.Time, error) {
 }
 
 func (h *handle) completed(ctx context.Context, s Saga, step Step, st *State) error {
-	if err := h.publish(ctx, step.Name, "completed", &events.StepCompleted{Saga: s.Name, Step: step.Name}); err != nil {
+	envs, err := h.stepEvents(s, step, st)
+	if err != nil {
 		return err
 	}
-	if step.Event != nil {
-		if err := h.publish(ctx, step.Name, "event", step.Event(st)); err != nil {
-			return err
-		}
+	// The events and the progress go out together, one round trip instead
+	// of two, and both must land before the next step. Should a crash keep
+	// the progress but lose the events, run re-publishes the last finished
+	// step's events when it resumes.
+	var g errgroup.Group
+	g.Go(func() error { return h.send(ctx, envs...) })
+	g.Go(func() error {
+		return h.update(ctx, func(r *Record) {
+			r.StepsDone = append(r.StepsDone, step.Name)
+			if r.Started != nil && r.Started.Step == step.Name {
+				r.Started = nil
+			}
+		})
+	})
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	h.r.log.Info("saga: step completed", zap.String("workspace", h.ws), zap.String("saga", s.Name), zap.String("step", step.Name))
-	return h.update(ctx, func(r *Record) {
-		r.StepsDone = append(r.StepsDone, step.Name)
-		if r.Started != nil && r.Started.Step == step.Name {
-			r.Started = nil
+	return nil
+}
+
+// stepEvents are the events a finished step publishes: step.completed,
+// then the step's own event if it has one.
+func (h *handle) stepEvents(s Saga, step Step, st *State) ([]events.Envelope, error) {
+	done, err := h.envelope(step.Name, "completed", &events.StepCompleted{Saga: s.Name, Step: step.Name})
+	if err != nil {
+		return nil, err
+	}
+	envs := []events.Envelope{done}
+	if step.Event != nil {
+		ev, err := h.envelope(step.Name, "event", step.Event(st))
+		if err != nil {
+			return nil, err
 		}
-	})
+		envs = append(envs, ev)
+	}
+	return envs, nil
+}
+
+// republishLast re-sends the events of the last step the record says is
+// done, in case a crash kept its progress but lost its events; when they
+// had landed, the stream drops them as duplicates of their ids.
+func (h *handle) republishLast(ctx context.Context, s Saga, st *State) error {
+	done := h.rec.StepsDone
+	if len(done) == 0 {
+		return nil
+	}
+	for _, step := range s.Steps {
+		if step.Name == done[len(done)-1] {
+			envs, err := h.stepEvents(s, step, st)
+			if err != nil {
+				return err
+			}
+			return h.send(ctx, envs...)
+		}
+	}
+	return nil
 }
 
 func (h *handle) finish(ctx context.Context, s Saga, st *State) error {
