@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/eo-workspaces/provisioner/bus"
+	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/sagas"
 	"github.com/eo-workspaces/provisioner/sagas/sagatest"
@@ -44,14 +44,7 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	ctx := context.Background()
-	b, err := bus.Connect(ctx, bus.Config{DataDir: t.TempDir()}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	if err := events.EnsureTopology(ctx, b.JS, events.TopologyConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	b := bustest.Start(t)
 	kv := func(name string) jetstream.KeyValue {
 		k, err := b.JS.KeyValue(ctx, name)
 		if err != nil {

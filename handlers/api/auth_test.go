@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -29,21 +28,7 @@ func TestBearerTokensFromTheKeycloakEmulator(t *testing.T) {
 	d := s.deps
 	d.Auth = verifier
 	h := s.handler(Config{}, d)
-	token := func(form url.Values) string {
-		t.Helper()
-		resp, err := http.PostForm(issuer+"/protocol/openid-connect/token", form)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = resp.Body.Close() }()
-		var body struct {
-			AccessToken string `json:"access_token"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AccessToken == "" {
-			t.Fatalf("token: %d %v", resp.StatusCode, err)
-		}
-		return body.AccessToken
-	}
+	token := func(form url.Values) string { t.Helper(); return emulatorToken(t, kc.URL(), "eoepca", form) }
 	password := func(user string) string {
 		return token(url.Values{"grant_type": {"password"}, "client_id": {"demo"}, "username": {user}, "password": {"changeme"}})
 	}

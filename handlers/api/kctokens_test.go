@@ -71,9 +71,11 @@ func (f *kcFixture) handler(t *testing.T, now func() time.Time) http.Handler {
 	return f.s.handler(Config{AdminRole: kcemu.DevAdminRole}, d)
 }
 
-func (f *kcFixture) token(t *testing.T, realm string, form url.Values) string {
+// emulatorToken posts form to the token endpoint of realm at the
+// emulator kcURL and fails t unless it answers with an access token.
+func emulatorToken(t *testing.T, kcURL, realm string, form url.Values) string {
 	t.Helper()
-	resp, err := http.PostForm(f.kc.URL()+"/realms/"+realm+"/protocol/openid-connect/token", form)
+	resp, err := http.PostForm(kcURL+"/realms/"+realm+"/protocol/openid-connect/token", form)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +90,7 @@ func (f *kcFixture) token(t *testing.T, realm string, form url.Values) string {
 }
 
 func (f *kcFixture) user(t *testing.T, name string) string {
-	return f.token(t, kcemu.DevRealmName, url.Values{"grant_type": {"password"}, "client_id": {kcemu.DevPublicClientID},
+	return emulatorToken(t, f.kc.URL(), kcemu.DevRealmName, url.Values{"grant_type": {"password"}, "client_id": {kcemu.DevPublicClientID},
 		"username": {name}, "password": {kcemu.DevPassword}})
 }
 
@@ -159,8 +161,8 @@ func TestBadTokensFromTheEmulator(t *testing.T) {
 	}{
 		"missing":                {"", h},
 		"expired":                {good, f.handler(t, func() time.Time { return time.Now().Add(2 * time.Hour) })},
-		"wrong issuer":           {f.token(t, "master", url.Values{"grant_type": {"password"}, "client_id": {"admin-cli"}, "username": {"admin"}, "password": {"admin"}}), h},
-		"wrong audience":         {f.token(t, kcemu.DevRealmName, url.Values{"grant_type": {"client_credentials"}, "client_id": {kcemu.DevWorkerClientID}, "client_secret": {kcemu.DevWorkerClientSecret}}), h},
+		"wrong issuer":           {emulatorToken(t, f.kc.URL(), "master", url.Values{"grant_type": {"password"}, "client_id": {"admin-cli"}, "username": {"admin"}, "password": {"admin"}}), h},
+		"wrong audience":         {emulatorToken(t, f.kc.URL(), kcemu.DevRealmName, url.Values{"grant_type": {"client_credentials"}, "client_id": {kcemu.DevWorkerClientID}, "client_secret": {kcemu.DevWorkerClientSecret}}), h},
 		"bad signature":          {header + "." + payload + "." + flip(sig), h},
 		"unknown kid":            {resign(t, payload, "not-a-key-of-the-realm"), h},
 		"foreign key, known kid": {resign(t, payload, kid), h},

@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/eo-workspaces/provisioner/bus"
+	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/worker"
 	"github.com/eo-workspaces/provisioner/sagas"
@@ -43,14 +43,7 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	ctx := context.Background()
-	b, err := bus.Connect(ctx, bus.Config{DataDir: t.TempDir()}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	if err := events.EnsureTopology(ctx, b.JS, events.TopologyConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	b := bustest.Start(t)
 	schema, err := schemas.New()
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eo-workspaces/provisioner/bus"
+	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/api"
 	"github.com/eo-workspaces/provisioner/handlers/auth"
@@ -41,14 +42,7 @@ func startAPI(b *testing.B) *apiStack {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	log := zap.NewNop()
-	bs, err := bus.Connect(ctx, bus.Config{DataDir: b.TempDir()}, log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = bs.Close(context.Background()) })
-	if err := events.EnsureTopology(ctx, bs.JS, events.TopologyConfig{}); err != nil {
-		b.Fatal(err)
-	}
+	bs := bustest.Start(b)
 	v, err := schemas.New()
 	if err != nil {
 		b.Fatal(err)
@@ -105,6 +99,31 @@ func (l *latencies) pct(p float64) time.Duration {
 	return s[min(len(s)-1, int(float64(len(s))*p))]
 }
 
+// record times one request and keeps its duration when the answer has
+// status want; a failed request or another status counts as an error.
+func (l *latencies) record(want int, do func() (*http.Response, error)) {
+	t0 := time.Now()
+	resp, err := do()
+	if err != nil {
+		l.errs.Add(1)
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		l.errs.Add(1)
+		return
+	}
+	l.add(time.Since(t0))
+}
+
+// post is POST /workspaces with a JSON body.
+func post(c *http.Client, api, body string) func() (*http.Response, error) {
+	return func() (*http.Response, error) {
+		return c.Post(api+"/workspaces", "application/json", strings.NewReader(body))
+	}
+}
+
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // BenchmarkAPIPost: closed-loop POST /workspaces from 32 clients, each
@@ -126,19 +145,7 @@ func BenchmarkAPIPost(b *testing.B) {
 					return
 				}
 				body := fmt.Sprintf(`{"preferred_name":"bench-%d","default_owner":"example-user-1"}`, i)
-				t0 := time.Now()
-				resp, err := c.Post(st.url+"/workspaces", "application/json", strings.NewReader(body))
-				if err != nil {
-					lat.errs.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusAccepted {
-					lat.errs.Add(1)
-					continue
-				}
-				lat.add(time.Since(t0))
+				lat.record(http.StatusAccepted, post(c, st.url, body))
 			}
 		})
 	}
@@ -172,19 +179,7 @@ func BenchmarkAPIGet(b *testing.B) {
 		<-tick.C
 		name := fmt.Sprintf("ws-seed-%d", rand.IntN(workspaces))
 		wg.Go(func() {
-			t0 := time.Now()
-			resp, err := c.Get(st.url + "/workspaces/" + name)
-			if err != nil {
-				lat.errs.Add(1)
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				lat.errs.Add(1)
-				return
-			}
-			lat.add(time.Since(t0))
+			lat.record(http.StatusOK, func() (*http.Response, error) { return c.Get(st.url + "/workspaces/" + name) })
 		})
 	}
 	wg.Wait()
@@ -247,19 +242,7 @@ func BenchmarkAPIPostAtRate(b *testing.B) {
 		}
 		wg.Go(func() {
 			body := fmt.Sprintf(`{"preferred_name":"rate-%d","default_owner":"example-user-1"}`, i)
-			t0 := time.Now()
-			resp, err := c.Post(st.url+"/workspaces", "application/json", strings.NewReader(body))
-			if err != nil {
-				lat.errs.Add(1)
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusAccepted {
-				lat.errs.Add(1)
-				return
-			}
-			lat.add(time.Since(t0))
+			lat.record(http.StatusAccepted, post(c, st.url, body))
 		})
 	}
 	wg.Wait()

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eo-workspaces/provisioner/bus"
+	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/worker"
 	"github.com/eo-workspaces/provisioner/integration/kcemu"
@@ -58,14 +59,7 @@ func startProvisionStack(ctx context.Context, b *testing.B) *provisionStack {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = emu.Close() })
-	bs, err := bus.Connect(ctx, bus.Config{DataDir: b.TempDir()}, zap.NewNop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = bs.Close(context.Background()) })
-	if err := events.EnsureTopology(ctx, bs.JS, events.TopologyConfig{}); err != nil {
-		b.Fatal(err)
-	}
+	bs := bustest.Start(b)
 	v, err := schemas.New()
 	if err != nil {
 		b.Fatal(err)

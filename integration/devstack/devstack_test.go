@@ -386,17 +386,8 @@ func checkWiring(t *testing.T, f fixture, env map[string]string) {
 
 func passwordGrant(t *testing.T, kc, realm, client, user, password string) {
 	t.Helper()
-	form := url.Values{"grant_type": {"password"}, "client_id": {client}, "username": {user}, "password": {password}}
-	resp, err := http.PostForm(kc+"/realms/"+realm+"/protocol/openid-connect/token", form)
-	if err != nil {
-		t.Fatalf("token for %s in %s: %v", user, realm, err)
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK || tok.AccessToken == "" {
-		t.Errorf("token for %s in %s via %s: status %d, decode err %v", user, realm, client, resp.StatusCode, err)
+	if _, err := stacktest.PasswordToken(t.Context(), kc, realm, client, user, password, ""); err != nil {
+		t.Error(err)
 	}
 }
 

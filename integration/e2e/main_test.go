@@ -4,25 +4,22 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/eo-workspaces/provisioner/integration/kcemu"
 	"github.com/eo-workspaces/provisioner/integration/minioserver"
+	"github.com/eo-workspaces/provisioner/integration/stacktest"
 )
 
 // stack is one running system shared by the tests of this package.
@@ -31,22 +28,8 @@ type stack struct {
 	emu       *kcemu.Server
 	mio       *minioserver.Server
 	cmd       *exec.Cmd
-	logs      *lockedBuffer
+	logs      *stacktest.SyncBuffer // the child's output, which exec copies from another goroutine
 }
-
-// lockedBuffer collects the child's output, which exec copies from
-// another goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 var sys *stack
 
@@ -103,7 +86,7 @@ func startProvisioner(ctx context.Context, bin, data string, emu *kcemu.Server, 
 	if err != nil {
 		return nil, err
 	}
-	s := &stack{api: "http://" + httpAddr, nats: "nats://" + natsAddr, emu: emu, mio: mio, logs: &lockedBuffer{}}
+	s := &stack{api: "http://" + httpAddr, nats: "nats://" + natsAddr, emu: emu, mio: mio, logs: &stacktest.SyncBuffer{}}
 	s.cmd = exec.Command(bin, "--http-addr", httpAddr, "--nats-listen", natsAddr, "--data-dir", data,
 		"--keycloak-url", emu.URL(), "--keycloak-realm", kcemu.DevRealmName,
 		"--keycloak-client-id", kcemu.DevWorkerClientID, "--keycloak-client-secret", kcemu.DevWorkerClientSecret,
@@ -152,20 +135,11 @@ func (s *stack) stop() error {
 // public demo client, as a notebook user does.
 func token(t *testing.T, user string) string {
 	t.Helper()
-	form := url.Values{"grant_type": {"password"}, "client_id": {kcemu.DevPublicClientID},
-		"username": {user}, "password": {kcemu.DevPassword}, "scope": {"openid"}}
-	resp, err := http.PostForm(sys.emu.URL()+"/realms/"+kcemu.DevRealmName+"/protocol/openid-connect/token", form)
+	tok, err := stacktest.PasswordToken(t.Context(), sys.emu.URL(), kcemu.DevRealmName, kcemu.DevPublicClientID, user, kcemu.DevPassword, "openid")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var out struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("token for %s: %d %v", user, resp.StatusCode, err)
-	}
-	return out.AccessToken
+	return tok
 }
 
 // claims decodes a token's payload; its signature is the API's business.
@@ -185,22 +159,7 @@ func claims(t *testing.T, tok string) map[string]any {
 
 func call(t *testing.T, method, path, tok, body string) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(method, sys.api+path, strings.NewReader(body))
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	if len(raw) > 0 && json.Unmarshal(raw, &out) != nil {
-		t.Fatalf("%s %s: not JSON: %s", method, path, raw)
-	}
-	return resp.StatusCode, out
+	return stacktest.CallAPI(t, method, sys.api+path, tok, body)
 }
 
 // waitStatus polls GET until the workspace reaches want, recording every

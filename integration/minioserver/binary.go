@@ -42,11 +42,7 @@ func DefaultBinary() (string, error) {
 	if b := os.Getenv(EnvBinary); b != "" {
 		return b, nil
 	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("working directory: %w", err)
-	}
-	root, err := RepoRoot(wd)
+	root, err := RepoRoot(".") // from the working directory
 	if err != nil {
 		return "", err
 	}
@@ -65,11 +61,7 @@ func EnsureBinary(ctx context.Context) (string, error) {
 		}
 		return b, nil
 	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("working directory: %w", err)
-	}
-	root, err := RepoRoot(wd)
+	root, err := RepoRoot(".") // from the working directory
 	if err != nil {
 		return "", err
 	}

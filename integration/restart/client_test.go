@@ -2,11 +2,8 @@ package restart
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -31,45 +28,18 @@ type stack struct {
 // demo client, as a notebook user does.
 func (s *stack) token(t *testing.T, user string) string {
 	t.Helper()
-	form := url.Values{"grant_type": {"password"}, "client_id": {"demo"}, "username": {user},
-		"password": {"changeme"}, "scope": {"openid"}}
-	resp, err := http.PostForm(s.env["KEYCLOAK_URL"]+"/realms/"+s.env["KEYCLOAK_REALM"]+"/protocol/openid-connect/token", form)
+	tok, err := stacktest.PasswordToken(t.Context(), s.env["KEYCLOAK_URL"], s.env["KEYCLOAK_REALM"], "demo", user, "changeme", "openid")
 	if err != nil {
-		t.Fatalf("token for %s: %v", user, err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var out struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || out.AccessToken == "" {
-		t.Fatalf("token for %s: status %d, decode err %v", user, resp.StatusCode, err)
-	}
-	return out.AccessToken
+	return tok
 }
 
 // call sends a request to the API: path is relative to WORKSPACE_API
 // ("" is the collection, "/ws-x" one workspace).
 func (s *stack) call(t *testing.T, method, path, tok, body string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(method, s.env["WORKSPACE_API"]+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	if len(raw) > 0 && json.Unmarshal(raw, &out) != nil {
-		t.Fatalf("%s %s: not JSON: %s", method, path, raw)
-	}
-	return resp.StatusCode, out
+	return stacktest.CallAPI(t, method, s.env["WORKSPACE_API"]+path, tok, body)
 }
 
 // create asks for a workspace owned by example-user-1 and returns its name.

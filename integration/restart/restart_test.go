@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -313,7 +312,7 @@ func get(t *testing.T, ctx context.Context, c *minio.Client, bucket, key string)
 // checkout whose .dev/data holds the dev stack's emulator state.
 func contractSuite(t *testing.T, ctx context.Context, root string) {
 	t.Helper()
-	port := freePort(t)
+	port := stacktest.FreePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	kc := stacktest.StartTask(t, root, []string{"KC_BOOTSTRAP_ADMIN_USERNAME=admin", "KC_BOOTSTRAP_ADMIN_PASSWORD=admin-pw"},
 		"keycloak", "--", "--http-host", "127.0.0.1", "--http-port", strconv.Itoa(port))
@@ -335,14 +334,4 @@ func contractSuite(t *testing.T, ctx context.Context, root string) {
 	}
 	t.Logf("kccontract against a blank go tool task keycloak passed in %s: %s", since(begin), strings.TrimSpace(out.String()))
 	stop(t, &stack{run: kc})
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

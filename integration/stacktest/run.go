@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -292,4 +293,16 @@ func HTTPStatus(u string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// FreePort reserves a loopback port by listening and closing, for a
+// server that must be told its port before it starts.
+func FreePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"maps"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -210,19 +209,11 @@ func checkCommand(t *testing.T, ctx context.Context, natsURL, name string) {
 
 func passwordGrant(t *testing.T, kc, realm, client, user, password string) string {
 	t.Helper()
-	form := url.Values{"grant_type": {"password"}, "client_id": {client}, "username": {user}, "password": {password}}
-	resp, err := http.PostForm(kc+"/realms/"+realm+"/protocol/openid-connect/token", form)
+	tok, err := stacktest.PasswordToken(t.Context(), kc, realm, client, user, password, "")
 	if err != nil {
-		t.Fatalf("token for %s in %s: %v", user, realm, err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK || tok.AccessToken == "" {
-		t.Fatalf("token for %s in %s via %s: status %d, decode err %v", user, realm, client, resp.StatusCode, err)
-	}
-	return tok.AccessToken
+	return tok
 }
 
 func createWorkspace(t *testing.T, api, token, preferred string) string {

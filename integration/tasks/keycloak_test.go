@@ -2,7 +2,6 @@ package tasks
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -27,7 +26,7 @@ func TestTaskKeycloak(t *testing.T) {
 	root := checkoutRoot
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	port := freePort(t)
+	port := stacktest.FreePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	export := filepath.Join(root, "integration", "kcemu", "testdata", "gocloak-realm.json")
 	const user, password = "tasks-boot", "tasks-boot-pw"
@@ -135,14 +134,4 @@ func TestTaskKeycloak(t *testing.T) {
 		t.Error("the emulator still answers after the task exited")
 	}
 	t.Logf("SIGTERM: exit and every process gone in %s", time.Since(begin).Round(time.Millisecond))
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
