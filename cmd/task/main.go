@@ -4,9 +4,11 @@
 // commands: go-task itself only logs such signals and leaves its
 // children running until the third one (go-task issue #1408).
 //
-// The real go-task runs in a process group of its own; every SIGINT,
-// SIGTERM or SIGHUP this process receives is sent to that whole group,
-// as a terminal's Ctrl-C would be, and this process exits with its code.
+// The real go-task runs in a process group of its own; a SIGINT, SIGTERM
+// or SIGHUP this process receives is sent to that whole group, as a
+// terminal's Ctrl-C would be, and this process exits with its code.
+// go-task exits at the third signal it sees, so one Ctrl-C, which reaches
+// us both from the terminal and through `go tool`, is passed on once.
 package main
 
 import (
@@ -16,7 +18,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 )
 
 // goTaskModFile pins go-task, relative to the repository root.
@@ -35,22 +39,22 @@ func run(args []string) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	cmd := exec.Command("go", append([]string{"tool", "-modfile=" + filepath.Join(root, goTaskModFile), "task"}, args...)...)
+	bin, err := goTaskBinary(root)
+	if err != nil {
+		return 1, err
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	// Its own group, so a signal can reach go-task's commands without
 	// reaching whoever started us; SIGKILL if we die, and go-task's
 	// commands then see their parent go (devstack stops on that).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	sigs := make(chan os.Signal, 4)
+	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	if err := cmd.Start(); err != nil {
 		return 1, fmt.Errorf("start go-task: %w", err)
 	}
-	go func() {
-		for sig := range sigs {
-			_ = syscall.Kill(-cmd.Process.Pid, sig.(syscall.Signal))
-		}
-	}()
+	go forward(sigs, cmd.Process.Pid)
 	err = cmd.Wait()
 	signal.Stop(sigs)
 	var exit *exec.ExitError
@@ -64,6 +68,36 @@ func run(args []string) (int, error) {
 		return 1, fmt.Errorf("go-task: %w", err)
 	}
 	return 0, nil
+}
+
+// echoWindow is how close a second signal may follow the first and still
+// be the same request: `go tool` passes on the signal the terminal also
+// sent us directly.
+const echoWindow = time.Second
+
+// forward passes signals on to the process group pgid, dropping echoes.
+func forward(sigs <-chan os.Signal, pgid int) {
+	var last time.Time
+	for sig := range sigs {
+		if time.Since(last) < echoWindow {
+			continue
+		}
+		last = time.Now()
+		_ = syscall.Kill(-pgid, sig.(syscall.Signal))
+	}
+}
+
+// goTaskBinary builds (or finds in the build cache) the pinned go-task
+// and returns its path, so it runs without another `go` in between to
+// pass signals on a second time.
+func goTaskBinary(root string) (string, error) {
+	find := exec.Command("go", "tool", "-n", "-modfile="+filepath.Join(root, goTaskModFile), "task")
+	find.Stderr = os.Stderr // the first build downloads and compiles: let it show
+	out, err := find.Output()
+	if err != nil {
+		return "", fmt.Errorf("build go-task from %s: %w", goTaskModFile, err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
 
 // repoRoot is the nearest directory above the working directory that
