@@ -266,3 +266,17 @@ func TestAdminAuthorisation(t *testing.T) {
 	_, err = tg.GC.GetClients(ctx(t), tg.adminToken(t), "no-such-realm", gocloak.GetClientsParams{})
 	apiErr(t, err, http.StatusNotFound, "Realm not found.")
 }
+
+// TestGetRealmsListsTheRealms: gocloak's GetRealms asks GET /admin/realms/.
+func TestGetRealmsListsTheRealms(t *testing.T) {
+	tg := newTarget(t)
+	realms, err := tg.GC.GetRealms(ctx(t), tg.adminToken(t))
+	mustDo(t, err)
+	var names []string
+	for _, r := range realms {
+		names = append(names, *r.Realm)
+	}
+	if !slices.Contains(names, "master") || !slices.Contains(names, tg.Realm) {
+		t.Fatalf("realms %v lack master or %s", names, tg.Realm)
+	}
+}

@@ -200,6 +200,7 @@ func (s *Server) authorize(st *state, r *http.Request, perm func(*caller) bool) 
 func (s *Server) routeAdmin(mux *http.ServeMux) {
 	const p = "/admin/realms/{realm}"
 	mux.HandleFunc("GET /admin/realms", s.admin(false, anyAdmin, listRealms))
+	mux.HandleFunc("GET /admin/realms/{$}", s.admin(false, anyAdmin, listRealms)) // gocloak's GetRealms
 	mux.HandleFunc("GET /admin/serverinfo", s.admin(false, anyAdmin, s.serverInfo))
 	mux.HandleFunc("POST /admin/realms", s.admin(true, superAdmin, createRealm))
 	mux.HandleFunc("POST /admin/realms/{$}", s.admin(true, superAdmin, createRealm))
