@@ -157,7 +157,7 @@ func (r *Runner) runMember(ctx context.Context, s Saga, ws string, rec Record, r
 		if err := h.checkpoint(ctx); err != nil {
 			return h.abort(ctx, err)
 		}
-		if err := r.retry(ctx, ws, step.Name, func() error { return r.do(ctx, step, st) }); err != nil {
+		if err := r.attempt(ctx, ws, s, step, st); err != nil {
 			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 				return h.abort(ctx, ErrStopped)
 			}

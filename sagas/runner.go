@@ -60,6 +60,9 @@ type RunnerConfig struct {
 	// cancellation (a provider call is not cut in half), so this also
 	// bounds how long a stop waits for the step in flight.
 	StepTimeout time.Duration
+	// ObserveStep, if set, learns how long each step took, retries
+	// included, and how it ended (nil: done); for metrics.
+	ObserveStep func(saga, step string, took time.Duration, err error)
 }
 
 // WithDefaults fills the zero fields.
@@ -145,7 +148,7 @@ func (r *Runner) run(ctx context.Context, s Saga, ws string, rec Record, rev uin
 			return h.abort(ctx, err)
 		}
 		st.StepStarted = started
-		if err := r.retry(ctx, ws, step.Name, func() error { return r.do(ctx, step, st) }); err != nil {
+		if err := r.attempt(ctx, ws, s, step, st); err != nil {
 			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 				return h.abort(ctx, ErrStopped)
 			}
@@ -188,6 +191,17 @@ func (r *Runner) retry(ctx context.Context, ws, what string, op func() error) er
 		r.log.Warn("saga: transient error, retrying", zap.String("workspace", ws), zap.String("step", what),
 			zap.Duration("in", next), zap.Error(err))
 	})
+}
+
+// attempt runs a step until it succeeds or its retries end, and tells
+// the observer how that went.
+func (r *Runner) attempt(ctx context.Context, ws string, s Saga, step Step, st *State) error {
+	begin := time.Now()
+	err := r.retry(ctx, ws, step.Name, func() error { return r.do(ctx, step, st) })
+	if r.cfg.ObserveStep != nil {
+		r.cfg.ObserveStep(s.Name, step.Name, time.Since(begin), err)
+	}
+	return err
 }
 
 // EventID is the deterministic id of the event a command's run publishes

@@ -49,7 +49,7 @@ func (s *system) startAPI(ctx context.Context, g *errgroup.Group) error {
 	h, err := api.New(api.Config{AdminRole: s.cfg.AdminRole}, api.Deps{
 		Publisher: s.pub, Workspaces: reader, Credentials: creds,
 		Names: names, Idempotency: idem, JS: js, Auth: authn,
-		Ready: ready, Log: s.log.Named("api"),
+		Ready: ready, Log: s.log.Named("api"), Metrics: s.metrics,
 	})
 	if err != nil {
 		return err

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
@@ -26,6 +28,8 @@ type system struct {
 	bus    *bus.Bus
 	schema *schemas.Validator
 	pub    *events.Publisher
+	// metrics holds every role's series; /metrics serves it.
+	metrics *prometheus.Registry
 }
 
 func run(ctx context.Context, cfg config) error {
@@ -79,7 +83,9 @@ func connect(ctx context.Context, cfg config, log *zap.Logger) (*system, error) 
 		_ = b.Close(context.Background())
 		return nil, err
 	}
-	return &system{cfg: cfg, log: log, bus: b, schema: v, pub: events.NewPublisher(b.JS, v)}, nil
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &system{cfg: cfg, log: log, bus: b, schema: v, pub: events.NewPublisher(b.JS, v), metrics: reg}, nil
 }
 
 // close drains NATS after every role has stopped, so in-flight publishes

@@ -33,7 +33,7 @@ func (s *system) startWorker(ctx context.Context, g *errgroup.Group) error {
 		Endpoint: s.publicS3URL(), Region: s.cfg.S3Region,
 	}, worker.Deps{
 		JS: s.bus.JS, Publisher: s.pub, Schema: s.schema,
-		Identity: identity, Store: store, Secrets: secretStore, Log: s.log.Named("worker"),
+		Identity: identity, Store: store, Secrets: secretStore, Log: s.log.Named("worker"), Metrics: s.metrics,
 	})
 	if err != nil {
 		return err

@@ -55,6 +55,13 @@ func (w *Worker) process(ctx context.Context, coord *sagas.Coordinator, msg jets
 //     record resumes where it stopped.
 //   - busy elsewhere, or an infrastructure error: Nak with a delay.
 func (w *Worker) settle(msg jetstream.Msg, err error) bool {
+	finished := w.decide(msg, err)
+	w.metrics.commands.WithLabelValues(commandOf(msg.Subject()), commandOutcome(err, finished)).Inc()
+	return finished
+}
+
+// decide is settle's decision table.
+func (w *Worker) decide(msg jetstream.Msg, err error) bool {
 	log := w.log.With(zap.String("subject", msg.Subject()))
 	var rejected *sagas.RejectedError
 	var failed *sagas.FailedError
@@ -122,6 +129,7 @@ func (w *Worker) deadLetter(subject, origSubject string, seq uint64, data []byte
 	if _, err := w.deps.JS.PublishMsg(ctx, m, jetstream.WithMsgID(id)); err != nil {
 		return fmt.Errorf("dead-letter seq %d: %w", seq, err)
 	}
+	w.metrics.deadLetters.WithLabelValues(subject).Inc()
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/eo-workspaces/provisioner/events"
@@ -116,15 +117,17 @@ type Deps struct {
 	Store     sagas.ObjectStore
 	Secrets   *secrets.Store
 	Log       *zap.Logger
+	Metrics   prometheus.Registerer // nil: none exported
 }
 
 // Worker consumes commands. See Run.
 type Worker struct {
-	cfg   Config
-	deps  Deps
-	log   *zap.Logger
-	ready chan struct{}
-	once  sync.Once
+	cfg     Config
+	deps    Deps
+	log     *zap.Logger
+	metrics *metrics
+	ready   chan struct{}
+	once    sync.Once
 }
 
 // New checks the configuration and dependencies.
@@ -141,7 +144,12 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Worker{cfg: cfg, deps: deps, log: log.With(zap.String("worker_id", cfg.WorkerID)), ready: make(chan struct{})}, nil
+	m, err := newMetrics(deps.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{cfg: cfg, deps: deps, log: log.With(zap.String("worker_id", cfg.WorkerID)), metrics: m,
+		ready: make(chan struct{})}, nil
 }
 
 // Ready is closed once the worker consumes.
@@ -261,7 +269,9 @@ func (w *Worker) coordinator(ctx context.Context) (*sagas.Coordinator, error) {
 		return nil, fmt.Errorf("names bucket: %w", err)
 	}
 	progress := sagas.NewProgress(sagaKV)
-	runner, err := sagas.NewRunner(w.cfg.runnerConfig(), progress, w.deps.Publisher, w.log)
+	rc := w.cfg.runnerConfig()
+	rc.ObserveStep = w.metrics.observeStep
+	runner, err := sagas.NewRunner(rc, progress, w.deps.Publisher, w.log)
 	if err != nil {
 		return nil, err
 	}

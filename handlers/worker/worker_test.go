@@ -13,6 +13,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -38,6 +40,7 @@ type harness struct {
 	vault    *secrets.Store
 	progress *sagas.Progress
 	log      *zap.Logger
+	metrics  prometheus.Registerer // nil unless a test reads metrics
 }
 
 func newHarness(t *testing.T) *harness {
@@ -69,7 +72,7 @@ func testConfig(id string) worker.Config {
 func (h *harness) start(cfg worker.Config) (stop func() error) {
 	h.t.Helper()
 	w, err := worker.New(cfg, worker.Deps{JS: h.js, Publisher: h.pub, Schema: h.schema, Identity: h.identity,
-		Store: h.store, Secrets: h.vault, Log: h.log})
+		Store: h.store, Secrets: h.vault, Log: h.log, Metrics: h.metrics})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -440,5 +443,39 @@ func TestHeldMessagesAreHeartBeatenPastAckWait(t *testing.T) {
 	}
 	if n := h.prov.Calls("EnsureClient"); n != 1 {
 		t.Fatalf("EnsureClient called %d times", n)
+	}
+}
+
+// TestMetricsCountOutcomesStepsAndDeadLetters: a workspace provisioned
+// and a command rejected show in the worker's series.
+func TestMetricsCountOutcomesStepsAndDeadLetters(t *testing.T) {
+	h := newHarness(t)
+	reg := prometheus.NewRegistry()
+	h.metrics = reg
+	h.start(testConfig("w1"))
+	h.send(create(t, "ws-m"))
+	h.waitFor("ready", func() bool { return h.status("ws-m") == events.StatusReady })
+	m := nats.NewMsg(events.CommandSubjectPrefix + "ws-x.create")
+	m.Data = []byte("not json")
+	if _, err := h.js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("a dead letter", func() bool { return len(h.deadLetters(worker.DeadLetterRejected)) == 1 })
+	h.waitFor("both commands settled", h.settled)
+	want := `
+# HELP workspace_worker_commands_total Command deliveries by command and outcome (done, failed, rejected, requeued).
+# TYPE workspace_worker_commands_total counter
+workspace_worker_commands_total{command="create",outcome="done"} 1
+workspace_worker_commands_total{command="create",outcome="rejected"} 1
+# HELP workspace_worker_dead_letters_total Messages copied to WORKSPACE_DEAD_LETTERS, by dead-letter subject.
+# TYPE workspace_worker_dead_letters_total counter
+workspace_worker_dead_letters_total{subject="workspace.dlq.rejected"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "workspace_worker_commands_total", "workspace_worker_dead_letters_total"); err != nil {
+		t.Fatal(err)
+	}
+	steps, err := testutil.GatherAndCount(reg, "workspace_worker_step_duration_seconds")
+	if err != nil || steps != 6 {
+		t.Fatalf("step series %d (%v), want one per create step", steps, err)
 	}
 }

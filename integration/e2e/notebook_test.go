@@ -188,3 +188,22 @@ func keycloakClients(t *testing.T, clientID string) int {
 	}
 	return len(clients)
 }
+
+// TestOneMetricsEndpointForEveryRole: the binary's /metrics holds the
+// API's and the worker's series together.
+func TestOneMetricsEndpointForEveryRole(t *testing.T) {
+	admin := token(t, kcemu.DevAdminUser)
+	waitStatus(t, create(t, admin, unique("metrics"), kcemu.DevUser1), admin, "ready")
+	resp, err := http.Get(sys.api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, series := range []string{"workspace_api_requests_total", `workspace_worker_commands_total{command="create",outcome="done"}`,
+		`workspace_worker_step_duration_seconds_count{outcome="done",saga="create",step="credentials"}`, "go_goroutines"} {
+		if !strings.Contains(string(body), series) {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
+}
