@@ -67,13 +67,15 @@ func (p *Provisioner) Create() Saga {
 }
 
 func (p *Provisioner) createSteps() []Step {
+	// Two lanes, side by side: Keycloak's steps in order, MinIO's in order.
+	const identity, storage = "keycloak", "minio"
 	return []Step{
-		{Name: "keycloak_client", Do: p.ensureClient, Compensate: p.deleteClient},
-		{Name: "keycloak_roles", Do: p.ensureRoles},               // removed with the client
-		{Name: "owner_role", Do: p.grantOwner, Event: ownerAdded}, // removed with the client
-		{Name: "bucket", Do: p.ensureBucket, Compensate: p.deleteBucket, MarkStart: true},
-		{Name: "policy", Do: p.ensurePolicy, Compensate: p.deletePolicy},
-		{Name: "credentials", Do: p.ensureCredentials, Compensate: p.revoke}, // secret stored before the user exists
+		{Name: "keycloak_client", Lane: identity, Do: p.ensureClient, Compensate: p.deleteClient},
+		{Name: "keycloak_roles", Lane: identity, Do: p.ensureRoles},               // removed with the client
+		{Name: "owner_role", Lane: identity, Do: p.grantOwner, Event: ownerAdded}, // removed with the client
+		{Name: "bucket", Lane: storage, Do: p.ensureBucket, Compensate: p.deleteBucket, MarkStart: true},
+		{Name: "policy", Lane: storage, Do: p.ensurePolicy, Compensate: p.deletePolicy},
+		{Name: "credentials", Lane: storage, Do: p.ensureCredentials, Compensate: p.revoke}, // secret stored before the user exists
 	}
 }
 

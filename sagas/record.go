@@ -82,9 +82,6 @@ func (r Record) LeasedByOther(workerID string, now time.Time) bool {
 	return r.Lease != nil && r.Lease.WorkerID != workerID && now.Before(r.Lease.Until)
 }
 
-// next returns the index of the first step of s not done.
-func (r Record) next(s Saga) int { return nextStep(s, r.StepsDone) }
-
 func nextStep(s Saga, done []string) int {
 	for i, st := range s.Steps {
 		if !slices.Contains(done, st.Name) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -139,23 +141,9 @@ func (r *Runner) run(ctx context.Context, s Saga, ws string, rec Record, rev uin
 	if err := h.republishLast(ctx, s, st); err != nil {
 		return h.abort(ctx, err)
 	}
-	for _, step := range s.Steps[rec.next(s):] {
-		if err := h.checkpoint(ctx); err != nil {
-			return h.abort(ctx, err)
-		}
-		started, err := h.markStart(ctx, step)
-		if err != nil {
-			return h.abort(ctx, err)
-		}
-		st.StepStarted = started
-		if err := r.attempt(ctx, ws, s, step, st); err != nil {
-			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-				return h.abort(ctx, ErrStopped)
-			}
-			return h.fail(ctx, s, step.Name, err)
-		}
-		if err := h.completed(ctx, s, step, st); err != nil {
-			return h.abort(ctx, err)
+	for _, stage := range stages(s.Steps) {
+		if err := h.runStage(ctx, s, stage, st); err != nil {
+			return err
 		}
 	}
 	return h.finish(ctx, s, st)
@@ -191,6 +179,127 @@ func (r *Runner) retry(ctx context.Context, ws, what string, op func() error) er
 		r.log.Warn("saga: transient error, retrying", zap.String("workspace", ws), zap.String("step", what),
 			zap.Duration("in", next), zap.Error(err))
 	})
+}
+
+// stages splits a saga's steps into what runs one after another: a step
+// without a lane is a stage of its own; neighbouring steps with lanes make
+// one stage whose lanes run side by side, each lane's steps in order.
+func stages(steps []Step) [][][]Step {
+	var out [][][]Step
+	for i := 0; i < len(steps); {
+		if steps[i].Lane == "" {
+			out = append(out, [][]Step{{steps[i]}})
+			i++
+			continue
+		}
+		var order []string
+		lanes := map[string][]Step{}
+		for ; i < len(steps) && steps[i].Lane != ""; i++ {
+			if _, ok := lanes[steps[i].Lane]; !ok {
+				order = append(order, steps[i].Lane)
+			}
+			lanes[steps[i].Lane] = append(lanes[steps[i].Lane], steps[i])
+		}
+		stage := make([][]Step, 0, len(order))
+		for _, l := range order {
+			stage = append(stage, lanes[l])
+		}
+		out = append(out, stage)
+	}
+	return out
+}
+
+// laneStop is how a lane ended early: a step that failed (step set), or
+// an error that ends the run without a verdict (step empty).
+type laneStop struct {
+	step string
+	err  error
+}
+
+// runStage runs a stage's lanes side by side and waits for all of them.
+// A lane that stops early keeps the others from starting new steps. The
+// first lane to stop decides the run's outcome, as one step would; a
+// panic in a lane (a crash, in tests) is raised again here.
+func (h *handle) runStage(ctx context.Context, s Saga, lanes [][]Step, st *State) error {
+	stops := make([]*laneStop, len(lanes))
+	if len(lanes) == 1 {
+		stops[0] = h.runLane(ctx, s, lanes[0], st, nil)
+	} else {
+		var halt atomic.Bool
+		panics := make([]any, len(lanes))
+		var wg sync.WaitGroup
+		for i, lane := range lanes {
+			lst := *st // StepStarted is per step, so per lane
+			wg.Go(func() {
+				defer func() {
+					if p := recover(); p != nil {
+						panics[i] = p
+						halt.Store(true)
+					}
+				}()
+				stops[i] = h.runLane(ctx, s, lane, &lst, &halt)
+			})
+		}
+		wg.Wait()
+		for _, p := range panics {
+			if p != nil {
+				panic(p)
+			}
+		}
+	}
+	for _, stop := range stops {
+		switch {
+		case stop == nil:
+		case stop.step != "" && !(ctx.Err() != nil && errors.Is(stop.err, ctx.Err())):
+			return h.fail(ctx, s, stop.step, stop.err)
+		case stop.step != "":
+			return h.abort(ctx, ErrStopped)
+		default:
+			return h.abort(ctx, stop.err)
+		}
+	}
+	return nil
+}
+
+// runLane runs a lane's unfinished steps in order until one stops it or
+// halt (set by another lane that stopped) is seen between steps.
+func (h *handle) runLane(ctx context.Context, s Saga, lane []Step, st *State, halt *atomic.Bool) *laneStop {
+	stop := func(ls *laneStop) *laneStop {
+		if halt != nil {
+			halt.Store(true)
+		}
+		return ls
+	}
+	for _, step := range lane {
+		if h.isDone(step.Name) {
+			continue
+		}
+		if halt != nil && halt.Load() {
+			return nil
+		}
+		if err := h.checkpoint(ctx); err != nil {
+			return stop(&laneStop{err: err})
+		}
+		started, err := h.markStart(ctx, step)
+		if err != nil {
+			return stop(&laneStop{err: err})
+		}
+		st.StepStarted = started
+		if err := h.r.attempt(ctx, h.ws, s, step, st); err != nil {
+			return stop(&laneStop{step: step.Name, err: err})
+		}
+		if err := h.completed(ctx, s, step, st); err != nil {
+			return stop(&laneStop{err: err})
+		}
+	}
+	return nil
+}
+
+// isDone reports whether the record has the step as finished.
+func (h *handle) isDone(step string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Contains(h.rec.StepsDone, step)
 }
 
 // attempt runs a step until it succeeds or its retries end, and tells
@@ -421,21 +530,29 @@ func (h *handle) stepEvents(s Saga, step Step, st *State) ([]events.Envelope, er
 	return envs, nil
 }
 
-// republishLast re-sends the events of the last step the record says is
-// done, in case a crash kept its progress but lost its events; when they
-// had landed, the stream drops them as duplicates of their ids.
+// republishLast re-sends the events of the last finished step of each
+// lane (steps without a lane count as one lane), in case a crash kept
+// their progress but lost their events; when they had landed, the stream
+// drops them as duplicates of their ids.
 func (h *handle) republishLast(ctx context.Context, s Saga, st *State) error {
-	done := h.rec.StepsDone
-	if len(done) == 0 {
-		return nil
-	}
+	last := map[string]Step{}
+	var lanes []string
 	for _, step := range s.Steps {
-		if step.Name == done[len(done)-1] {
-			envs, err := h.stepEvents(s, step, st)
-			if err != nil {
-				return err
-			}
-			return h.send(ctx, envs...)
+		if !h.isDone(step.Name) {
+			continue
+		}
+		if _, seen := last[step.Lane]; !seen {
+			lanes = append(lanes, step.Lane)
+		}
+		last[step.Lane] = step
+	}
+	for _, lane := range lanes {
+		envs, err := h.stepEvents(s, last[lane], st)
+		if err != nil {
+			return err
+		}
+		if err := h.send(ctx, envs...); err != nil {
+			return err
 		}
 	}
 	return nil

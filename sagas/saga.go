@@ -33,6 +33,11 @@ type Step struct {
 	// an attempt a crash cut short (made after that time) from someone
 	// else's (made before it).
 	MarkStart bool
+	// Lane, if set, lets the step run beside the steps of other lanes
+	// that stand next to it in the saga; steps of one lane run in order.
+	// Keycloak and MinIO know nothing of each other, so a workspace's
+	// client and its bucket are made side by side.
+	Lane string
 }
 
 // Saga is an ordered list of steps and the statuses around them.
