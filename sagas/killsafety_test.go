@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/eo-workspaces/provisioner/events"
@@ -51,10 +52,13 @@ func TestBucketHalfMadeByAKilledAttemptIsAdopted(t *testing.T) {
 // Only the bucket step records its start: one extra record write per create.
 func TestOnlyTheBucketStepRecordsItsStart(t *testing.T) {
 	h := newHarness(t)
+	var mu sync.Mutex // the two lanes call in at once
 	var seen []string
 	h.prov.SetBefore(func(op, name string) error {
 		if rec := h.record(name); rec.Started != nil {
+			mu.Lock()
 			seen = append(seen, op+":"+rec.Started.Step)
+			mu.Unlock()
 		}
 		return nil
 	})
