@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"os"
@@ -126,7 +127,9 @@ func useStack(t *testing.T, ctx context.Context, env map[string]string) string {
 	kc, realm := env["KEYCLOAK_URL"], env["KEYCLOAK_REALM"]
 	token := passwordGrant(t, kc, realm, "demo", "example-admin", "changeme")
 
-	name := createWorkspace(t, env["WORKSPACE_API"], token, "tasks-dev")
+	// A name of its own per run: with -count > 1 the checkout's state,
+	// kept across restarts as it should be, still holds earlier runs'.
+	name := createWorkspace(t, env["WORKSPACE_API"], token, fmt.Sprintf("tasks-dev-%d", time.Now().UnixNano()))
 	var got struct{ Name, Status string }
 	stacktest.WaitCond(t, 30*time.Second, "GET "+name+" answering 200", func() bool {
 		code, body := getWorkspace(t, env["WORKSPACE_API"], name, token)
