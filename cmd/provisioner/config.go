@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -89,7 +90,7 @@ func applyEnv(fs *pflag.FlagSet) error {
 		if f.Changed {
 			return
 		}
-		name := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		name := envName(f.Name)
 		if v, ok := os.LookupEnv(name); ok {
 			if err := fs.Set(f.Name, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
@@ -99,14 +100,7 @@ func applyEnv(fs *pflag.FlagSet) error {
 	return errors.Join(errs...)
 }
 
-func (c *config) has(role string) bool {
-	for _, r := range c.Roles {
-		if r == role {
-			return true
-		}
-	}
-	return false
-}
+func (c *config) has(role string) bool { return slices.Contains(c.Roles, role) }
 
 // Validate names the first setting that cannot work.
 func (c *config) Validate() error {
@@ -146,6 +140,8 @@ func (c *config) Validate() error {
 	return nil
 }
 
+// envName is the environment variable of a flag, given with or without
+// its leading dashes.
 func envName(flag string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(flag, "--"), "-", "_"))
 }

@@ -4,7 +4,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -59,12 +58,4 @@ func newRebuildCmd() *cobra.Command {
 	}
 	cfg.bind(cmd.Flags())
 	return cmd
-}
-
-// contextOrBackground keeps cobra's nil context from reaching callers.
-func contextOrBackground(ctx context.Context) context.Context {
-	if ctx == nil {
-		return context.Background()
-	}
-	return ctx
 }

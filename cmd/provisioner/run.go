@@ -33,7 +33,6 @@ type system struct {
 }
 
 func run(ctx context.Context, cfg config) error {
-	ctx = contextOrBackground(ctx)
 	log, err := newLogger(cfg)
 	if err != nil {
 		return err
@@ -145,7 +144,6 @@ func newLogger(cfg config) (*zap.Logger, error) {
 }
 
 func rebuild(ctx context.Context, cfg config) error {
-	ctx = contextOrBackground(ctx)
 	log, err := newLogger(cfg)
 	if err != nil {
 		return err
