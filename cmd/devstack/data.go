@@ -12,7 +12,7 @@ import (
 
 	"github.com/minio/highwayhash"
 
-	"github.com/eo-workspaces/provisioner/integration/kcemu"
+	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
 // dataLayout names the layout of .dev/data this devstack reads and writes

@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/eo-workspaces/provisioner/integration/minioserver"
+	"github.com/eo-workspaces/provisioner/stack/minioserver"
 )
 
 func main() {

@@ -1,4 +1,4 @@
-// Command keycloak-emulator runs the Keycloak emulator (integration/kcemu)
+// Command keycloak-emulator runs the Keycloak emulator (stack/kcemu)
 // with Keycloak's own option names, so suites written for a real Keycloak can
 // point at it:
 //
@@ -23,7 +23,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/eo-workspaces/provisioner/integration/kcemu"
+	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
 func main() {

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/eo-workspaces/provisioner/handlers/auth"
-	"github.com/eo-workspaces/provisioner/integration/kcemu"
+	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
 // TestBearerTokensFromTheKeycloakEmulator runs the API with the JWT

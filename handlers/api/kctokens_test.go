@@ -20,7 +20,7 @@ import (
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/auth"
 	"github.com/eo-workspaces/provisioner/handlers/projection"
-	"github.com/eo-workspaces/provisioner/integration/kcemu"
+	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
 // kcFixture is the API verifying real tokens of the Keycloak emulator's

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/eo-workspaces/provisioner/integration/kcemu"
+	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
 // TestTokensFromTheKeycloakEmulator verifies tokens as the emulator of

@@ -14,10 +14,10 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/integration/kcemu"
-	"github.com/eo-workspaces/provisioner/integration/minioserver"
 	"github.com/eo-workspaces/provisioner/sagas/keycloak"
 	"github.com/eo-workspaces/provisioner/sagas/objectstore"
+	"github.com/eo-workspaces/provisioner/stack/kcemu"
+	"github.com/eo-workspaces/provisioner/stack/minioserver"
 )
 
 // TestWorkerAgainstRealMinIOAndTheKeycloakEmulator runs the create and

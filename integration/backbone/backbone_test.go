@@ -22,8 +22,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/integration/minioserver"
 	"github.com/eo-workspaces/provisioner/schemas"
+	"github.com/eo-workspaces/provisioner/stack/minioserver"
 )
 
 var binary string

@@ -25,12 +25,12 @@ import (
 	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/worker"
-	"github.com/eo-workspaces/provisioner/integration/kcemu"
-	"github.com/eo-workspaces/provisioner/integration/minioserver"
 	"github.com/eo-workspaces/provisioner/sagas/keycloak"
 	"github.com/eo-workspaces/provisioner/sagas/objectstore"
 	"github.com/eo-workspaces/provisioner/sagas/secrets"
 	"github.com/eo-workspaces/provisioner/schemas"
+	"github.com/eo-workspaces/provisioner/stack/kcemu"
+	"github.com/eo-workspaces/provisioner/stack/minioserver"
 )
 
 // readyTimeout bounds one workspace's create→ready in the pipeline run.

@@ -24,8 +24,8 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/nats-io/nats.go"
 
-	"github.com/eo-workspaces/provisioner/integration/minioserver"
 	"github.com/eo-workspaces/provisioner/integration/stacktest"
+	"github.com/eo-workspaces/provisioner/stack/minioserver"
 )
 
 func TestMain(m *testing.M) {

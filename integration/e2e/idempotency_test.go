@@ -10,8 +10,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/integration/kcemu"
 	"github.com/eo-workspaces/provisioner/schemas"
+	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
 // publishRaw publishes one envelope under its own Nats-Msg-Id, so the same

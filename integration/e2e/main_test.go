@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eo-workspaces/provisioner/integration/kcemu"
-	"github.com/eo-workspaces/provisioner/integration/minioserver"
 	"github.com/eo-workspaces/provisioner/integration/stacktest"
+	"github.com/eo-workspaces/provisioner/stack/kcemu"
+	"github.com/eo-workspaces/provisioner/stack/minioserver"
 )
 
 // stack is one running system shared by the tests of this package.

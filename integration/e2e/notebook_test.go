@@ -17,7 +17,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/eo-workspaces/provisioner/integration/kcemu"
+	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
 func unique(prefix string) string { return fmt.Sprintf("%s-%d", prefix, rand.IntN(1_000_000)) }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/Nerzal/gocloak/v13"
 
-	"github.com/eo-workspaces/provisioner/integration/kcemu"
+	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
 // Fault injection is the emulator's own feature; a real Keycloak has none.

@@ -12,7 +12,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
-	"github.com/eo-workspaces/provisioner/integration/kcemu"
+	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
 // verify checks tok's signature against the realm's JWKS and returns it.

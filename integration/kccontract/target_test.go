@@ -16,7 +16,7 @@ import (
 
 	"github.com/Nerzal/gocloak/v13"
 
-	"github.com/eo-workspaces/provisioner/integration/kcemu"
+	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
 // target is the Keycloak under test: the emulator started in-process, or a

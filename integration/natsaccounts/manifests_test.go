@@ -165,7 +165,7 @@ func TestCompose(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(deployDir, parts[0])); err != nil {
 				t.Errorf("realm %s: %v", parts[0], err)
 			}
-			mounted = strings.HasSuffix(parts[0], "integration/kcemu/devrealm.json")
+			mounted = strings.HasSuffix(parts[0], "stack/kcemu/devrealm.json")
 		}
 	}
 	if !mounted {

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eo-workspaces/provisioner/integration/minioserver"
+	"github.com/eo-workspaces/provisioner/stack/minioserver"
 )
 
 // MakeCheckout copies the repository's source into a temporary directory,

@@ -16,7 +16,7 @@ import (
 )
 
 // The client and service-account user of gocloak's realm export
-// (integration/kcemu/testdata/gocloak-realm.json), with the ids it gives.
+// (stack/kcemu/testdata/gocloak-realm.json), with the ids it gives.
 const (
 	gocloakClientUUID = "60be66a5-e007-464c-9b74-0e3c2e69e478"
 	gocloakSAUserID   = "6ead694f-bf59-495d-a475-a3b0b9be50ed"

@@ -10,9 +10,9 @@ import (
 
 	"github.com/Nerzal/gocloak/v13"
 
-	"github.com/eo-workspaces/provisioner/integration/kcemu"
 	"github.com/eo-workspaces/provisioner/sagas"
 	"github.com/eo-workspaces/provisioner/sagas/keycloak"
+	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
 var roles = []string{"ws_access", "ws_admin"}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eo-workspaces/provisioner/integration/kcemu"
+	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
 // BenchmarkProvisionKeycloak times the create saga's Keycloak side per

@@ -19,13 +19,13 @@ import (
 
 	"github.com/Nerzal/gocloak/v13"
 
-	"github.com/eo-workspaces/provisioner/integration/kcemu"
 	"github.com/eo-workspaces/provisioner/sagas/keycloak"
+	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
 // target is the Keycloak the suite runs against: the emulator with its dev
 // realm, or a real Keycloak when KEYCLOAK_URL is set (with the dev realm,
-// integration/kcemu/devrealm.json, imported into it).
+// stack/kcemu/devrealm.json, imported into it).
 type target struct {
 	url, realm               string
 	workerID, workerSecret   string

@@ -14,8 +14,8 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/eo-workspaces/provisioner/integration/minioserver"
 	"github.com/eo-workspaces/provisioner/sagas/objectstore"
+	"github.com/eo-workspaces/provisioner/stack/minioserver"
 )
 
 // srv is the one MinIO all tests in this package share; each test keeps

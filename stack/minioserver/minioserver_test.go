@@ -21,7 +21,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/eo-workspaces/provisioner/integration/minioserver"
+	"github.com/eo-workspaces/provisioner/stack/minioserver"
 )
 
 // srv is the package's shared server (see the package doc).
