@@ -31,6 +31,9 @@ const formatV1 byte = 1
 type Credential struct {
 	AccessKey string `json:"access_key"`
 	SecretKey string `json:"secret_key"`
+	// Username is the member the key pair belongs to (empty for the
+	// workspace-wide key pair of versions before per-member keys).
+	Username string `json:"username,omitempty"`
 }
 
 func (c Credential) String() string {
@@ -107,6 +110,10 @@ func (s *Store) Put(ctx context.Context, ws string, c Credential) error {
 // returns the one stored either way: a step that crashed after storing
 // gets back the secret it generated the first time.
 func (s *Store) PutIfAbsent(ctx context.Context, ws string, c Credential) (Credential, error) {
+	return s.putIfAbsent(ctx, ws, c)
+}
+
+func (s *Store) putIfAbsent(ctx context.Context, ws string, c Credential) (Credential, error) {
 	sealed, err := s.seal(ws, c)
 	if err != nil {
 		return Credential{}, err
@@ -123,7 +130,7 @@ func (s *Store) PutIfAbsent(ctx context.Context, ws string, c Credential) (Crede
 		return Credential{}, err
 	}
 	if !ok { // deleted between our Create and Get: try once more
-		return s.PutIfAbsent(ctx, ws, c)
+		return s.putIfAbsent(ctx, ws, c)
 	}
 	return stored, nil
 }
@@ -159,6 +166,12 @@ func (s *Store) Credentials(ctx context.Context, ws string) (map[string]string, 
 	if err != nil || !ok {
 		return nil, err
 	}
+	return s.block(ws, c), nil
+}
+
+// block is the contract's storage credentials block for key pair c on
+// the bucket of ws.
+func (s *Store) block(ws string, c Credential) map[string]string {
 	return map[string]string{
 		"AWS_ACCESS_KEY_ID":     c.AccessKey,
 		"AWS_SECRET_ACCESS_KEY": c.SecretKey,
@@ -169,7 +182,7 @@ func (s *Store) Credentials(ctx context.Context, ws string) (map[string]string, 
 		"secret":                c.SecretKey,
 		"endpoint":              s.endpoint,
 		"region":                s.region,
-	}, nil
+	}
 }
 
 // seal encrypts c with a random nonce; the workspace name is the
