@@ -4,45 +4,34 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
+	"slices"
 
 	"go.uber.org/zap"
 
 	"github.com/eo-workspaces/provisioner/events"
 )
 
-// RejectedError is a command that is never acted on: it makes no sense
-// for the workspace's state (or is malformed). Reason says why, for the
-// operator who finds it among the dead letters.
-type RejectedError struct{ Reason string }
-
-func (e *RejectedError) Error() string { return "command rejected: " + e.Reason }
-
-// Rejectf returns a *RejectedError.
-func Rejectf(format string, args ...any) error {
-	return &RejectedError{Reason: fmt.Sprintf(format, args...)}
-}
-
-// Coordinator decides what a command means for its workspace's saga
-// record, then starts, resumes or skips a saga. One workspace's commands
-// must reach it one at a time (the worker's per-workspace queue); the
-// record's compare-and-set and lease keep two workers apart.
-type Coordinator struct {
-	runner   *Runner
+// CommandHandler decides what a command means for its workspace's saga
+// record, then starts, resumes or skips a saga, which the Engine runs.
+// One workspace's commands must reach it one at a time (the worker's
+// per-workspace queue); the record's compare-and-set and lease keep two
+// workers apart.
+type CommandHandler struct {
+	engine   *Engine
 	progress *Progress
 	sagas    *Provisioner
 	log      *zap.Logger
 }
 
-// NewCoordinator wires the decision table to a runner and the sagas.
-func NewCoordinator(runner *Runner, progress *Progress, sagas *Provisioner, log *zap.Logger) *Coordinator {
-	return &Coordinator{runner: runner, progress: progress, sagas: sagas, log: log}
+// NewCommandHandler wires the decision table to an engine and the sagas.
+func NewCommandHandler(engine *Engine, progress *Progress, sagas *Provisioner, log *zap.Logger) *CommandHandler {
+	return &CommandHandler{engine: engine, progress: progress, sagas: sagas, log: log}
 }
 
 // Handle applies one schema-valid command. It returns nil (done, or
 // nothing to do), *RejectedError, *FailedError, ErrBusy, ErrStopped, or
 // another error (infrastructure: try the command again later).
-func (c *Coordinator) Handle(ctx context.Context, env events.Envelope) error {
+func (c *CommandHandler) Handle(ctx context.Context, env events.Envelope) error {
 	for range 3 {
 		err := c.handle(ctx, env)
 		if !errors.Is(err, errConflict) {
@@ -52,13 +41,12 @@ func (c *Coordinator) Handle(ctx context.Context, env events.Envelope) error {
 	return fmt.Errorf("saga record of %s keeps changing: %w", env.Subject, ErrBusy)
 }
 
-func (c *Coordinator) handle(ctx context.Context, env events.Envelope) error {
+func (c *CommandHandler) handle(ctx context.Context, env events.Envelope) error {
 	payload, err := env.DecodeData()
 	if err != nil {
 		return Rejectf("%v", err)
 	}
-	ws := env.Subject
-	rec, rev, err := c.progress.Load(ctx, ws)
+	rec, rev, err := c.progress.Load(ctx, env.Subject)
 	if err != nil {
 		return err
 	}
@@ -74,9 +62,9 @@ func (c *Coordinator) handle(ctx context.Context, env events.Envelope) error {
 	case *events.Retry:
 		return c.retry(ctx, env, rec, rev)
 	case *events.MemberAdd:
-		return c.member(ctx, env, Params{Username: cmd.Username, Role: cmd.Role}, c.sagas.MemberAdd(), rec, rev)
+		return c.side(ctx, env, c.sagas.MemberAdd(), Params{Username: cmd.Username, Role: cmd.Role}, rec, rev)
 	case *events.MemberRemove:
-		return c.member(ctx, env, Params{Username: cmd.Username}, c.sagas.MemberRemove(), rec, rev)
+		return c.side(ctx, env, c.sagas.MemberRemove(), Params{Username: cmd.Username}, rec, rev)
 	default:
 		return Rejectf("%s is not handled by this worker", env.Type)
 	}
@@ -84,23 +72,23 @@ func (c *Coordinator) handle(ctx context.Context, env events.Envelope) error {
 
 // finishPending completes a run left mid-way (crash, stop, another
 // worker) before anything that came after it: the workspace's saga, then
-// a membership change. done is true when env itself was that run (its
-// outcome is err); otherwise the fresh record is returned. A pending run
-// that fails does not stop env: that failure is recorded already.
-func (c *Coordinator) finishPending(ctx context.Context, env events.Envelope, rec Record, rev uint64) (Record, uint64, bool, error) {
+// a side saga. done is true when env itself was that run (its outcome is
+// err); otherwise the fresh record is returned. A pending run that fails
+// does not stop env: that failure is recorded already.
+func (c *CommandHandler) finishPending(ctx context.Context, env events.Envelope, rec Record, rev uint64) (Record, uint64, bool, error) {
 	for range 2 {
-		var err error
-		var id string
+		var run *Run
 		switch {
 		case rec.Running():
-			id, err = rec.CommandID, c.resume(ctx, env.Subject, rec, rev)
+			run = &rec.Run
 		case rec.Member != nil:
-			id, err = rec.Member.CommandID, c.resumeMember(ctx, env.Subject, rec, rev)
+			run = rec.Member
 		default:
 			return rec, rev, false, nil
 		}
+		err := c.resume(ctx, env.Subject, *run, rec, rev)
 		var failed *FailedError
-		if id == env.ID || (err != nil && !errors.As(err, &failed)) {
+		if run.CommandID == env.ID || (err != nil && !errors.As(err, &failed)) {
 			return rec, rev, true, err
 		}
 		if rec, rev, err = c.progress.Load(ctx, env.Subject); err != nil {
@@ -110,7 +98,17 @@ func (c *Coordinator) finishPending(ctx context.Context, env events.Envelope, re
 	return rec, rev, false, nil
 }
 
-func (c *Coordinator) create(ctx context.Context, env events.Envelope, cmd *events.Create, rec Record, rev uint64) error {
+// resume takes over run, left mid-way in rec, unless another live worker
+// holds it.
+func (c *CommandHandler) resume(ctx context.Context, ws string, run Run, rec Record, rev uint64) error {
+	s, ok := c.sagas.ByName(run.Saga)
+	if !ok {
+		return Rejectf("workspace %s: unknown saga %q in its record", ws, run.Saga)
+	}
+	return c.engine.Run(ctx, s, ws, rec, rev)
+}
+
+func (c *CommandHandler) create(ctx context.Context, env events.Envelope, cmd *events.Create, rec Record, rev uint64) error {
 	want, err := events.NameFor(cmd.PreferredName)
 	if err != nil || want != env.Subject {
 		return Rejectf("workspace %s is not the name of preferred_name %q (%s)", env.Subject, cmd.PreferredName, want)
@@ -129,7 +127,7 @@ func (c *Coordinator) create(ctx context.Context, env events.Envelope, cmd *even
 	}
 }
 
-func (c *Coordinator) delete(ctx context.Context, env events.Envelope, cmd *events.Delete, rec Record, rev uint64) error {
+func (c *CommandHandler) delete(ctx context.Context, env events.Envelope, cmd *events.Delete, rec Record, rev uint64) error {
 	switch {
 	case rev == 0:
 		return Rejectf("workspace %s does not exist", env.Subject)
@@ -142,7 +140,7 @@ func (c *Coordinator) delete(ctx context.Context, env events.Envelope, cmd *even
 	return c.start(ctx, env, c.sagas.Delete(), Params{Owner: rec.Params.Owner, Purge: cmd.Purge}, rec, rev)
 }
 
-func (c *Coordinator) retry(ctx context.Context, env events.Envelope, rec Record, rev uint64) error {
+func (c *CommandHandler) retry(ctx context.Context, env events.Envelope, rec Record, rev uint64) error {
 	switch {
 	case rev == 0:
 		return Rejectf("workspace %s does not exist", env.Subject)
@@ -160,53 +158,39 @@ func (c *Coordinator) retry(ctx context.Context, env events.Envelope, rec Record
 	next.CommandID, next.CorrelationID, next.Actor = env.ID, env.CorrelationID, env.Actor
 	next.Status, next.Previous = s.Running, rec.Status
 	next.FailedStep, next.LastError, next.Retryable = "", "", false
-	next.Lease = c.runner.lease()
-	newRev, err := c.progress.Save(ctx, env.Subject, next, rev)
-	if err != nil {
-		return err
-	}
-	return c.runner.run(ctx, s, env.Subject, next, newRev)
+	return c.engine.Run(ctx, s, env.Subject, next, rev)
 }
 
-// start replaces the record at rev (0: none) with a new run of s.
-func (c *Coordinator) start(ctx context.Context, env events.Envelope, s Saga, p Params, prev Record, rev uint64) error {
-	rec := Record{
-		Saga: s.Name, CommandID: env.ID, CorrelationID: env.CorrelationID, Actor: env.Actor,
-		Status: s.Running, Previous: prev.Status, StepsDone: []string{}, Params: p, Lease: c.runner.lease(),
-		CreatedBy: prev.CreatedBy, MembersApplied: prev.MembersApplied,
-	}
+// start replaces the record at rev (0: none) with a new run of the
+// lifecycle saga s.
+func (c *CommandHandler) start(ctx context.Context, env events.Envelope, s Saga, p Params, prev Record, rev uint64) error {
+	rec := Record{Run: NewRun(s, env, p), Status: s.Running, Previous: prev.Status,
+		CreatedBy: prev.CreatedBy, MembersApplied: prev.MembersApplied}
 	if s.Name == SagaCreate {
 		rec.CreatedBy = env.ID
 	}
-	newRev, err := c.progress.Save(ctx, env.Subject, rec, rev)
-	if err != nil {
-		return err
-	}
-	c.log.Info("saga: started", zap.String("workspace", env.Subject), zap.String("saga", s.Name),
-		zap.String("command_id", env.ID), zap.String("actor", env.Actor))
-	return c.runner.run(ctx, s, env.Subject, rec, newRev)
+	return c.engine.Run(ctx, s, env.Subject, rec, rev)
 }
 
-// resume takes over a run left mid-way, unless another live worker holds it.
-func (c *Coordinator) resume(ctx context.Context, ws string, rec Record, rev uint64) error {
-	if rec.LeasedByOther(c.runner.cfg.WorkerID, time.Now()) {
-		return fmt.Errorf("%s held by %s: %w", ws, rec.Lease.WorkerID, ErrBusy)
+// side starts the side saga s (Saga.Side) of a ready workspace: a
+// membership change, or any saga that runs like one.
+func (c *CommandHandler) side(ctx context.Context, env events.Envelope, s Saga, p Params, rec Record, rev uint64) error {
+	switch {
+	case slices.Contains(rec.MembersApplied, env.ID):
+		c.skip(env, rec, "this command was applied already")
+		return nil
+	case rev == 0:
+		return Rejectf("workspace %s does not exist", env.Subject)
+	case rec.Status != events.StatusReady:
+		return Rejectf("workspace %s is %s (%s saga): %s runs only while it is ready",
+			env.Subject, rec.Status, rec.Saga, s.Name)
 	}
-	s, ok := c.sagas.ByName(rec.Saga)
-	if !ok {
-		return Rejectf("workspace %s: unknown saga %q in its record", ws, rec.Saga)
-	}
-	rec.Lease = c.runner.lease()
-	newRev, err := c.progress.Save(ctx, ws, rec, rev)
-	if err != nil {
-		return err
-	}
-	c.log.Info("saga: resuming", zap.String("workspace", ws), zap.String("saga", rec.Saga),
-		zap.Strings("steps_done", rec.StepsDone))
-	return c.runner.run(ctx, s, ws, rec, newRev)
+	run := NewRun(s, env, p)
+	rec.Member = &run
+	return c.engine.Run(ctx, s, env.Subject, rec, rev)
 }
 
-func (c *Coordinator) skip(env events.Envelope, rec Record, why string) {
+func (c *CommandHandler) skip(env events.Envelope, rec Record, why string) {
 	c.log.Info("saga: command changes nothing", zap.String("workspace", env.Subject), zap.String("type", env.Type),
 		zap.String("command_id", env.ID), zap.String("status", rec.Status), zap.String("reason", why))
 }

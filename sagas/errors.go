@@ -50,3 +50,39 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p) || errors.Is(err, ErrNotOurs) || errors.Is(err, ErrNotEmpty) ||
 		errors.Is(err, ErrUnknownUser)
 }
+
+// Outcomes of a run besides success. The worker maps them to a message's
+// fate in one place.
+var (
+	// ErrBusy: another live worker holds the workspace's lease (or took
+	// it from us); try the command again later.
+	ErrBusy = errors.New("workspace is leased by another worker")
+	// ErrStopped: the context ended, so the run stopped at a step boundary
+	// and released its lease; the record resumes it later.
+	ErrStopped = errors.New("stopped at a step boundary")
+)
+
+// FailedError is a run that ended in failure: the failure is recorded
+// and published, nothing is left to do for the command.
+type FailedError struct {
+	Saga, Step string
+	Retryable  bool // transient errors outlasted the retry budget
+	Err        error
+}
+
+func (e *FailedError) Error() string {
+	return fmt.Sprintf("%s saga failed at step %s: %v", e.Saga, e.Step, e.Err)
+}
+func (e *FailedError) Unwrap() error { return e.Err }
+
+// RejectedError is a command that is never acted on: it makes no sense
+// for the workspace's state (or is malformed). Reason says why, for the
+// operator who finds it among the dead letters.
+type RejectedError struct{ Reason string }
+
+func (e *RejectedError) Error() string { return "command rejected: " + e.Reason }
+
+// Rejectf returns a *RejectedError.
+func Rejectf(format string, args ...any) error {
+	return &RejectedError{Reason: fmt.Sprintf(format, args...)}
+}

@@ -75,14 +75,14 @@ func (n kvNames) Release(ctx context.Context, name string) error {
 }
 
 // fastRetries keeps in-place retries short for tests.
-func fastRetries(workerID string) sagas.RunnerConfig {
-	return sagas.RunnerConfig{WorkerID: workerID, LeaseTTL: 3 * time.Second, MaxRetryElapsed: 2 * time.Second,
+func fastRetries(workerID string) sagas.EngineConfig {
+	return sagas.EngineConfig{WorkerID: workerID, LeaseTTL: 3 * time.Second, MaxRetryElapsed: 2 * time.Second,
 		RetryInitial: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond, StepTimeout: 5 * time.Second}
 }
 
-func (h *harness) coordinator(cfg sagas.RunnerConfig) *sagas.Coordinator {
+func (h *harness) coordinator(cfg sagas.EngineConfig) *sagas.CommandHandler {
 	h.t.Helper()
-	runner, err := sagas.NewRunner(cfg, h.progress, h.pub, h.log)
+	runner, err := sagas.NewEngine(cfg, h.progress, h.pub, h.log)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func (h *harness) coordinator(cfg sagas.RunnerConfig) *sagas.Coordinator {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	return sagas.NewCoordinator(runner, h.progress, prov, h.log)
+	return sagas.NewCommandHandler(runner, h.progress, prov, h.log)
 }
 
 func command(t *testing.T, ws string, p events.Payload) events.Envelope {
@@ -193,7 +193,7 @@ func crashAfter(p *sagatest.Providers, op string) {
 }
 
 // handleCrashing runs Handle and reports whether it crashed.
-func handleCrashing(t *testing.T, c *sagas.Coordinator, env events.Envelope) (crashed bool, err error) {
+func handleCrashing(t *testing.T, c *sagas.CommandHandler, env events.Envelope) (crashed bool, err error) {
 	t.Helper()
 	defer func() {
 		if r := recover(); r != nil {

@@ -37,7 +37,7 @@ func (p *losingPublisher) Publish(ctx context.Context, env events.Envelope) (eve
 func TestEventsLostWithTheProgressKeptAreRepublished(t *testing.T) {
 	h := newHarness(t)
 	lossy := &losingPublisher{next: h.pub, step: "bucket"}
-	runner, err := sagas.NewRunner(fastRetries("w1"), h.progress, lossy, h.log)
+	runner, err := sagas.NewEngine(fastRetries("w1"), h.progress, lossy, h.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestEventsLostWithTheProgressKeptAreRepublished(t *testing.T) {
 	}
 	cmd := create(t, "ws-lost")
 	crashAfter(h.prov, "EnsureBucketPolicy")
-	crashed, err := handleCrashing(t, sagas.NewCoordinator(runner, h.progress, prov, h.log), cmd)
+	crashed, err := handleCrashing(t, sagas.NewCommandHandler(runner, h.progress, prov, h.log), cmd)
 	if !crashed || !lossy.lost.Load() {
 		t.Fatalf("crashed %v, event lost %v (err %v)", crashed, lossy.lost.Load(), err)
 	}

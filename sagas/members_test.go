@@ -22,7 +22,7 @@ func remove(t *testing.T, ws, user string) events.Envelope {
 }
 
 // ready creates ws with the coordinator and adds user2 to the realm.
-func (h *harness) ready(c *sagas.Coordinator, ws string) {
+func (h *harness) ready(c *sagas.CommandHandler, ws string) {
 	h.t.Helper()
 	if err := c.Handle(context.Background(), create(h.t, ws)); err != nil {
 		h.t.Fatal(err)
@@ -30,7 +30,7 @@ func (h *harness) ready(c *sagas.Coordinator, ws string) {
 	h.prov.AddUser(user2)
 }
 
-func (h *harness) handleAll(c *sagas.Coordinator, cmds ...events.Envelope) {
+func (h *harness) handleAll(c *sagas.CommandHandler, cmds ...events.Envelope) {
 	h.t.Helper()
 	for _, cmd := range cmds {
 		if err := c.Handle(context.Background(), cmd); err != nil {

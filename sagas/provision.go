@@ -90,17 +90,14 @@ func (p *Provisioner) Delete() Saga {
 	return Saga{Name: SagaDelete, Running: events.StatusDeleting, Steps: steps, Done: deleted}
 }
 
-// ByName returns the saga definition of that name.
+// ByName returns the saga definition of that name, as a record names it.
+// A new saga kind is a method returning its Saga, listed here, and a case
+// in CommandHandler.handle that starts it.
 func (p *Provisioner) ByName(name string) (Saga, bool) {
-	switch name {
-	case SagaCreate:
-		return p.Create(), true
-	case SagaDelete:
-		return p.Delete(), true
-	case SagaMemberAdd:
-		return p.MemberAdd(), true
-	case SagaMemberRemove:
-		return p.MemberRemove(), true
+	for _, def := range []func() Saga{p.Create, p.Delete, p.MemberAdd, p.MemberRemove} {
+		if s := def(); s.Name == name {
+			return s, true
+		}
 	}
 	return Saga{}, false
 }

@@ -26,7 +26,7 @@ type Step struct {
 	// Event, if set, returns a domain event published once the step is
 	// done (e.g. the owner became a member).
 	Event func(st *State) events.Payload
-	// MarkStart asks the runner to save in the record when the step first
+	// MarkStart asks the engine to save in the record when the step first
 	// started, before its first attempt, and to pass it in
 	// State.StepStarted: a step whose side effect takes two provider calls
 	// (create, then mark as ours) can then tell the half-made resource of
@@ -40,13 +40,26 @@ type Step struct {
 	Lane string
 }
 
-// Saga is an ordered list of steps and the statuses around them.
+// Saga is an ordered list of steps and what the record keeps around
+// them. Every kind runs through Engine.Run; what sets one kind apart is
+// declared here, not coded in the engine.
 type Saga struct {
-	Name    string
-	Running string // status while the steps run
-	Steps   []Step
-	// Done returns the status event published after the last step.
-	Done func(st *State) events.StatusChanged
+	Name  string
+	Steps []Step
+	// Running and Done bracket a saga of the workspace's lifecycle
+	// (create, delete): the status while its steps run, published when
+	// the run starts, and the status event published after the last step.
+	Running string
+	Done    func(st *State) events.StatusChanged
+	// Side marks a saga that runs beside the lifecycle of a ready
+	// workspace, in the record's side slot (Record.Member): it publishes
+	// no status event, and its failure is recorded as step.failed only,
+	// the workspace's status left as it was. Membership changes are side
+	// sagas; a credential rotation would be one too.
+	Side bool
+	// Settle, if set, changes the record once a side saga's last step is
+	// done (the admins after a membership change).
+	Settle func(r *Record, st *State)
 }
 
 // State is what the steps of one run share: the workspace and the
@@ -59,7 +72,7 @@ type State struct {
 	// and retry of that step.
 	StepStarted time.Time
 	// Admins are the workspace's ws_admin holders as the record knew them
-	// when a membership change started (see Record.Admins).
+	// when the run started (see Record.Admins).
 	Admins []string
 }
 

@@ -29,7 +29,7 @@ const (
 
 // process checks what the message is before any saga sees it: valid
 // against its schema, a command, on the subject its envelope names.
-func (w *Worker) process(ctx context.Context, coord *sagas.Coordinator, msg jetstream.Msg) error {
+func (w *Worker) process(ctx context.Context, commands *sagas.CommandHandler, msg jetstream.Msg) error {
 	env, err := events.Parse(msg.Data(), w.deps.Schema)
 	if err != nil {
 		return sagas.Rejectf("invalid command: %v", err)
@@ -42,7 +42,7 @@ func (w *Worker) process(ctx context.Context, coord *sagas.Coordinator, msg jets
 		return sagas.Rejectf("published on %s but its envelope (type %s, subject %s) belongs on %s",
 			msg.Subject(), env.Type, env.Subject, want)
 	}
-	return coord.Handle(ctx, env)
+	return commands.Handle(ctx, env)
 }
 
 // settle is the one place that decides a message's fate from what handling

@@ -90,11 +90,11 @@ func (c Config) Validate() error {
 	case c.NakDelay <= 0:
 		return fmt.Errorf("nak delay: %s must be positive", c.NakDelay)
 	}
-	return c.runnerConfig().Validate()
+	return c.engineConfig().Validate()
 }
 
-func (c Config) runnerConfig() sagas.RunnerConfig {
-	return sagas.RunnerConfig{WorkerID: c.WorkerID, LeaseTTL: c.LeaseTTL, MaxRetryElapsed: c.MaxRetryElapsed,
+func (c Config) engineConfig() sagas.EngineConfig {
+	return sagas.EngineConfig{WorkerID: c.WorkerID, LeaseTTL: c.LeaseTTL, MaxRetryElapsed: c.MaxRetryElapsed,
 		RetryInitial: c.RetryInitial, RetryMax: c.RetryMax, StepTimeout: c.StepTimeout}
 }
 
@@ -168,7 +168,7 @@ func (w *Worker) ID() string { return w.cfg.WorkerID }
 //     workspace's commands apply one at a time, in stream order (a delete
 //     that arrives while the create runs waits behind it, then undoes it),
 //     and different workspaces proceed in parallel.
-//   - Transient provider errors are retried in place by the saga runner
+//   - Transient provider errors are retried in place by the saga engine
 //     (exponential backoff with jitter, up to MaxRetryElapsed), never
 //     Nak'd: a Nak'd command would be overtaken by the next one of its
 //     workspace. Every held message, queued or running, is heart-beaten
@@ -186,7 +186,7 @@ func (w *Worker) ID() string { return w.cfg.WorkerID }
 //     consumers (one per subject partition), which this design leaves for
 //     when one worker is not enough.
 func (w *Worker) Run(ctx context.Context) error {
-	coord, err := w.coordinator(ctx)
+	commands, err := w.commandHandler(ctx)
 	if err != nil {
 		return err
 	}
@@ -204,7 +204,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker messages: %w", err)
 	}
 	d := newDispatcher(w.cfg.Concurrency, func(ctx context.Context, msg jetstream.Msg) error {
-		return w.process(ctx, coord, msg)
+		return w.process(ctx, commands, msg)
 	}, w.settle)
 	stopBeat := d.heartbeat(w.cfg.AckWait/3, w.log)
 	defer stopBeat()
@@ -259,7 +259,7 @@ func (w *Worker) consumerConfig() jetstream.ConsumerConfig {
 	}
 }
 
-func (w *Worker) coordinator(ctx context.Context) (*sagas.Coordinator, error) {
+func (w *Worker) commandHandler(ctx context.Context) (*sagas.CommandHandler, error) {
 	sagaKV, err := w.deps.JS.KeyValue(ctx, events.SagaBucket)
 	if err != nil {
 		return nil, fmt.Errorf("saga bucket: %w", err)
@@ -269,9 +269,9 @@ func (w *Worker) coordinator(ctx context.Context) (*sagas.Coordinator, error) {
 		return nil, fmt.Errorf("names bucket: %w", err)
 	}
 	progress := sagas.NewProgress(sagaKV)
-	rc := w.cfg.runnerConfig()
+	rc := w.cfg.engineConfig()
 	rc.ObserveStep = w.metrics.observeStep
-	runner, err := sagas.NewRunner(rc, progress, w.deps.Publisher, w.log)
+	engine, err := sagas.NewEngine(rc, progress, w.deps.Publisher, w.log)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +280,7 @@ func (w *Worker) coordinator(ctx context.Context) (*sagas.Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sagas.NewCoordinator(runner, progress, prov, w.log), nil
+	return sagas.NewCommandHandler(engine, progress, prov, w.log), nil
 }
 
 // names releases reservations in events.NamesBucket.

@@ -328,8 +328,8 @@ func TestCommandsOutOfDeliveriesAreDeadLettered(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	// Another worker holds the workspace for an hour: every delivery is Nak'd.
-	held := sagas.Record{Saga: sagas.SagaCreate, CommandID: "other", CorrelationID: "other", Actor: "admin",
-		Status: events.StatusProvisioning, Params: sagas.Params{Owner: owner},
+	held := sagas.Record{Run: sagas.Run{Saga: sagas.SagaCreate, CommandID: "other", CorrelationID: "other", Actor: "admin",
+		Params: sagas.Params{Owner: owner}}, Status: events.StatusProvisioning,
 		Lease: &sagas.Lease{WorkerID: "w-other", Until: time.Now().Add(time.Hour)}}
 	if _, err := h.progress.Save(ctx, "ws-held", held, 0); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,155 @@
+package sagas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"go.uber.org/zap"
+)
+
+// handle is one run's view of its record. Step progress and lease renewal
+// both write through it, serialised, so each write knows the revision.
+type handle struct {
+	e    *Engine
+	s    Saga
+	ws   string
+	mu   sync.Mutex
+	rec  Record
+	rev  uint64
+	lost bool
+}
+
+// run returns the slot of r this run drives: the side slot for a side
+// saga, the record's own run otherwise.
+func (h *handle) run(r *Record) *Run {
+	if h.s.Side {
+		return r.Member
+	}
+	return &r.Run
+}
+
+// isDone reports whether the record has the step as finished.
+func (h *handle) isDone(step string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Contains(h.run(&h.rec).StepsDone, step)
+}
+
+// detached returns a context for recording what already happened: a stop
+// does not cut it short (the step is done, its record should say so), the
+// step timeout bounds it.
+func (h *handle) detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), h.e.cfg.StepTimeout)
+}
+
+// update applies change to a copy of the record and saves it with
+// compare-and-set; a conflict means another worker took the lease.
+func (h *handle) update(ctx context.Context, change func(*Record)) error {
+	ctx, cancel := h.detached(ctx)
+	defer cancel()
+	return h.e.retry(ctx, h.ws, "save progress", func() error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.lost {
+			return backoff.Permanent(fmt.Errorf("lease on %s lost: %w", h.ws, ErrBusy))
+		}
+		next := h.rec
+		next.Run = h.rec.Run.clone()
+		if m := h.rec.Member; m != nil {
+			cp := m.clone()
+			next.Member = &cp
+		}
+		change(&next)
+		rev, err := h.e.progress.Save(ctx, h.ws, next, h.rev)
+		if errors.Is(err, errConflict) {
+			h.lost = true
+			return fmt.Errorf("lease on %s lost: %w", h.ws, ErrBusy)
+		}
+		if err != nil {
+			return err
+		}
+		h.rec, h.rev = next, rev
+		return nil
+	})
+}
+
+// keepLease renews the lease every third of its TTL until the returned
+// stop is called. Renewals outlive ctx: a stopping run still holds its
+// workspace until the step in flight is done. A failed renewal is tried
+// again at the next tick; a conflict means the lease is lost.
+func (h *handle) keepLease(ctx context.Context) (stop func()) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(h.e.cfg.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+				if err := h.renew(rctx); err != nil && rctx.Err() == nil {
+					h.e.log.Warn("saga: lease renewal failed", zap.String("workspace", h.ws), zap.Error(err))
+				}
+			}
+		}
+	})
+	return func() { cancel(); wg.Wait() }
+}
+
+func (h *handle) renew(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lost || h.rec.Lease == nil {
+		return nil
+	}
+	next := h.rec
+	next.Lease = h.e.lease()
+	ctx, cancel := context.WithTimeout(ctx, h.e.cfg.LeaseTTL/3)
+	defer cancel()
+	rev, err := h.e.progress.Save(ctx, h.ws, next, h.rev)
+	if errors.Is(err, errConflict) {
+		h.lost = true
+	}
+	if err != nil {
+		return err
+	}
+	h.rec, h.rev = next, rev
+	return nil
+}
+
+// checkpoint tells, between steps, whether the run may go on.
+func (h *handle) checkpoint(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return ErrStopped
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lost {
+		return fmt.Errorf("lease on %s lost: %w", h.ws, ErrBusy)
+	}
+	return nil
+}
+
+// markStart returns when step first started, for a step that asks for it
+// (Step.MarkStart): the time is saved in the record before the step's
+// first attempt, and kept through crashes, resumes and retries until the
+// step completes, so it is never later than any attempt's side effect.
+func (h *handle) markStart(ctx context.Context, step Step) (time.Time, error) {
+	if !step.MarkStart {
+		return time.Time{}, nil
+	}
+	h.mu.Lock()
+	prev := h.run(&h.rec).Started
+	h.mu.Unlock()
+	if prev != nil && prev.Step == step.Name {
+		return prev.At, nil
+	}
+	at := time.Now().UTC()
+	return at, h.update(ctx, func(r *Record) { h.run(r).Started = &StepStart{Step: step.Name, At: at} })
+}
