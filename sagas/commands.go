@@ -62,7 +62,7 @@ func (c *CommandHandler) handle(ctx context.Context, env events.Envelope) error 
 	case *events.Retry:
 		return c.retry(ctx, env, rec, rev)
 	case *events.MemberAdd:
-		return c.side(ctx, env, c.sagas.MemberAdd(), Params{Username: cmd.Username, Role: cmd.Role}, rec, rev)
+		return c.side(ctx, env, c.sagas.MemberAdd(), Params{Username: cmd.Username, ClientID: cmd.ClientID, Role: cmd.Role}, rec, rev)
 	case *events.MemberRemove:
 		return c.side(ctx, env, c.sagas.MemberRemove(), Params{Username: cmd.Username}, rec, rev)
 	default:

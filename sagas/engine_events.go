@@ -67,6 +67,9 @@ func (h *handle) completed(ctx context.Context, step Step, st *State) error {
 		return h.update(ctx, func(r *Record) {
 			run := h.run(r)
 			run.StepsDone = append(run.StepsDone, step.Name)
+			// what a step learned (a client's service-account user) is
+			// kept for the steps after it, on resume too
+			run.Params = st.Params
 			if run.Started != nil && run.Started.Step == step.Name {
 				run.Started = nil
 			}

@@ -27,6 +27,10 @@ type Identity interface {
 	// GrantClientRole maps a user to a client role; already mapped is
 	// success; ErrUnknownUser if no such user.
 	GrantClientRole(ctx context.Context, clientID, username, role string) error
+	// ServiceAccountUser returns the username of a client application's
+	// service-account user; ErrUnknownUser if there is no such client or
+	// it has no service account.
+	ServiceAccountUser(ctx context.Context, clientID string) (string, error)
 	// RevokeClientRole removes the mapping; absent is success.
 	RevokeClientRole(ctx context.Context, clientID, username, role string) error
 }
@@ -52,6 +56,10 @@ type ObjectStore interface {
 	// DeletePolicy removes the policy of the bucket of the same name;
 	// absent is success, ErrNotOurs if its document is another.
 	DeletePolicy(ctx context.Context, policy string) error
+	// EnsureReadOnlyPolicy and DeleteReadOnlyPolicy are the same for the
+	// bucket's read-only policy, named policy.
+	EnsureReadOnlyPolicy(ctx context.Context, policy, bucket string) error
+	DeleteReadOnlyPolicy(ctx context.Context, policy, bucket string) error
 	// EnsureUser creates or updates a user with that secret and attaches
 	// the policy (already attached is success).
 	EnsureUser(ctx context.Context, accessKey, secretKey, policy string) error

@@ -81,8 +81,9 @@ type State struct {
 type Params struct {
 	Owner    string `json:"owner,omitempty"`
 	Purge    bool   `json:"purge,omitempty"`
-	Username string `json:"username,omitempty"` // membership changes
-	Role     string `json:"role,omitempty"`     // member_add
+	Username string `json:"username,omitempty"`  // membership changes
+	ClientID string `json:"client_id,omitempty"` // member_add of a client application
+	Role     string `json:"role,omitempty"`      // member_add
 }
 
 // Compensations returns the undo steps of steps, in reverse order,
