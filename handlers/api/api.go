@@ -86,10 +86,11 @@ type Workspaces interface {
 	List(f projection.Filter, cursor string, limit int) ([]projection.Workspace, string)
 }
 
-// Credentials returns a ready workspace's storage credentials, the keys of
-// CONTRACT.md; (nil, nil) when there are none yet.
+// Credentials returns a member's storage credentials in a ready
+// workspace, the keys of the README's storage block; (nil, nil) when
+// they hold none (yet).
 type Credentials interface {
-	Credentials(ctx context.Context, workspace string) (map[string]string, error)
+	MemberCredentials(ctx context.Context, workspace, username string) (map[string]string, error)
 }
 
 // Authenticator finds the caller of a request (auth.JWT, auth.Static).
@@ -102,6 +103,7 @@ type Deps struct {
 	Publisher   Publisher
 	Workspaces  Workspaces
 	Credentials Credentials        // may be nil: storage is then always null
+	Sessions    Sessions           // may be nil: no temporary credentials (503)
 	Names       jetstream.KeyValue // events.NamesBucket: name reservations
 	Idempotency jetstream.KeyValue // events.IdempotencyBucket
 	JS          jetstream.JetStream
@@ -187,6 +189,8 @@ func (s *server) routes(g prometheus.Gatherer) []route {
 		{pattern: "POST /workspaces/{name}/members", handle: s.addMember},
 		{pattern: "DELETE /workspaces/{name}/members/{username}", handle: s.removeMember},
 		{pattern: "POST /workspaces/{name}/retry", handle: s.retry},
+		{pattern: "POST /workspaces/{name}/credentials/sts", handle: s.sts},
+		{pattern: "POST /workspaces/{name}/credentials/rotate", handle: s.rotate},
 		{pattern: "GET /workspaces/{name}/events", handle: s.history},
 		{pattern: "GET /healthz", public: true, handle: s.healthz},
 		{pattern: "GET /readyz", public: true, handle: s.readyz},
