@@ -11,22 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/sagas/secrets"
 )
-
-// Vault keeps workspace credentials encrypted at rest (*secrets.Store).
-type Vault interface {
-	// PutIfAbsent stores c unless one is stored, and returns the stored one.
-	PutIfAbsent(ctx context.Context, ws string, c secrets.Credential) (secrets.Credential, error)
-	Get(ctx context.Context, ws string) (c secrets.Credential, ok bool, err error)
-	// Delete removes it; absent is success.
-	Delete(ctx context.Context, ws string) error
-}
-
-// Names releases a workspace name reservation so the name can be reused.
-type Names interface {
-	Release(ctx context.Context, name string) error
-}
 
 // ProvisionerDeps are the ports the provisioning steps act through.
 type ProvisionerDeps struct {
@@ -179,7 +164,7 @@ func (p *Provisioner) ensureCredentials(ctx context.Context, st *State) error {
 		if err != nil {
 			return err
 		}
-		if cred, err = p.d.Vault.PutIfAbsent(ctx, ws, secrets.Credential{AccessKey: ws, SecretKey: secret}); err != nil {
+		if cred, err = p.d.Vault.PutIfAbsent(ctx, ws, Credential{AccessKey: ws, SecretKey: secret}); err != nil {
 			return err
 		}
 	}
