@@ -45,10 +45,15 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessOn(t, bustest.Start(t).JS)
+}
+
+// newHarnessOn is a harness over js, whose topology is set up.
+func newHarnessOn(t *testing.T, js jetstream.JetStream) *harness {
+	t.Helper()
 	ctx := context.Background()
-	b := bustest.Start(t)
 	kv := func(name string) jetstream.KeyValue {
-		k, err := b.JS.KeyValue(ctx, name)
+		k, err := js.KeyValue(ctx, name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,8 +68,8 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zap.DebugLevel)
-	return &harness{t: t, js: b.JS, prov: sagatest.New(owner), vault: vault, progress: progress.NewKV(kv(events.SagaBucket)),
-		pub: events.NewPublisher(b.JS, schema), namesKV: kv(events.NamesBucket), logs: logs, log: zap.New(core)}
+	return &harness{t: t, js: js, prov: sagatest.New(owner), vault: vault, progress: progress.NewKV(kv(events.SagaBucket)),
+		pub: events.NewPublisher(js, schema), namesKV: kv(events.NamesBucket), logs: logs, log: zap.New(core)}
 }
 
 // fastRetries keeps in-place retries short for tests.
