@@ -2,8 +2,11 @@ package events_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eo-workspaces/provisioner/events"
 )
@@ -92,5 +95,29 @@ func TestEnvelopeDefaults(t *testing.T) {
 	env.Data = []byte(`{"purge":true,"extra":1}`)
 	if _, err := env.DecodeData(); err == nil {
 		t.Fatal("unknown field accepted by DecodeData")
+	}
+}
+
+func TestIsConflict(t *testing.T) {
+	wrongLast := &jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence}
+	wrongLastR3 := &jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequenceConstant}
+	cases := []struct {
+		err  error
+		want bool
+	}{
+		{jetstream.ErrKeyExists, true},
+		{fmt.Errorf("save: %w", jetstream.ErrKeyRevisionMismatch), true},
+		{fmt.Errorf("%w: %w", wrongLast, jetstream.ErrKeyRevisionMismatch), true},
+		{fmt.Errorf("%w: %w", wrongLastR3, jetstream.ErrKeyRevisionMismatch), true}, // Update, replicated
+		{fmt.Errorf("%w: %w", wrongLastR3, jetstream.ErrKeyExists), true},           // Create, replicated
+		{wrongLastR3, true},
+		{jetstream.ErrKeyNotFound, false},
+		{&jetstream.APIError{Code: 503, ErrorCode: jetstream.JSErrCodeJetStreamNotEnabled}, false},
+		{nil, false},
+	}
+	for _, c := range cases {
+		if got := events.IsConflict(c.err); got != c.want {
+			t.Errorf("IsConflict(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }

@@ -130,3 +130,16 @@ func IsNotFound(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrMsgNotFound) ||
 		errors.Is(err, jetstream.ErrKeyDeleted)
 }
+
+// IsConflict reports whether err means a KV compare-and-set lost: Create
+// found the key (ErrKeyExists) or Update found another revision
+// (ErrKeyRevisionMismatch). nats.go documents ErrKeyRevisionMismatch for
+// Update on every bucket; ErrKeyExists matches error code 10071 only, the
+// code of a single-replica stream, while a replicated one reports 10164,
+// so both codes are checked as well, whichever call returned them.
+func IsConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) ||
+		(errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant))
+}

@@ -18,13 +18,13 @@ import (
 // workers apart.
 type CommandHandler struct {
 	engine   *Engine
-	progress *Progress
+	progress ProgressStore
 	sagas    *Provisioner
 	log      *zap.Logger
 }
 
 // NewCommandHandler wires the decision table to an engine and the sagas.
-func NewCommandHandler(engine *Engine, progress *Progress, sagas *Provisioner, log *zap.Logger) *CommandHandler {
+func NewCommandHandler(engine *Engine, progress ProgressStore, sagas *Provisioner, log *zap.Logger) *CommandHandler {
 	return &CommandHandler{engine: engine, progress: progress, sagas: sagas, log: log}
 }
 
@@ -34,7 +34,7 @@ func NewCommandHandler(engine *Engine, progress *Progress, sagas *Provisioner, l
 func (c *CommandHandler) Handle(ctx context.Context, env events.Envelope) error {
 	for range 3 {
 		err := c.handle(ctx, env)
-		if !errors.Is(err, errConflict) {
+		if !errors.Is(err, ErrRecordChanged) {
 			return err
 		}
 	}

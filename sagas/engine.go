@@ -7,14 +7,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/eo-workspaces/provisioner/events"
 )
-
-// EventPublisher publishes envelopes; *events.Publisher is one.
-type EventPublisher interface {
-	Publish(ctx context.Context, env events.Envelope) (events.Published, error)
-}
 
 // EngineConfig tunes retries, leases and step time limits.
 type EngineConfig struct {
@@ -83,13 +76,13 @@ func (c EngineConfig) Validate() error {
 // failures are here once, the sagas themselves are declarative data.
 type Engine struct {
 	cfg      EngineConfig
-	progress *Progress
+	progress ProgressStore
 	pub      EventPublisher
 	log      *zap.Logger
 }
 
 // NewEngine checks cfg (after defaults) and returns an engine.
-func NewEngine(cfg EngineConfig, progress *Progress, pub EventPublisher, log *zap.Logger) (*Engine, error) {
+func NewEngine(cfg EngineConfig, progress ProgressStore, pub EventPublisher, log *zap.Logger) (*Engine, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("saga engine: %w", err)
@@ -109,7 +102,7 @@ func NewEngine(cfg EngineConfig, progress *Progress, pub EventPublisher, log *za
 // should a crash keep the progress but lose the events, the run
 // re-publishes them when it resumes, with the same ids, which the stream
 // drops if they had landed. Returns nil, *FailedError, ErrStopped,
-// ErrBusy, errConflict (rec changed since it was read) or an
+// ErrBusy, ErrRecordChanged (rec changed since it was read) or an
 // infrastructure error.
 func (e *Engine) Run(ctx context.Context, s Saga, ws string, rec Record, rev uint64) error {
 	if rec.LeasedByOther(e.cfg.WorkerID, time.Now()) {

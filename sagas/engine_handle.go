@@ -66,7 +66,7 @@ func (h *handle) update(ctx context.Context, change func(*Record)) error {
 		}
 		change(&next)
 		rev, err := h.e.progress.Save(ctx, h.ws, next, h.rev)
-		if errors.Is(err, errConflict) {
+		if errors.Is(err, ErrRecordChanged) {
 			h.lost = true
 			return fmt.Errorf("lease on %s lost: %w", h.ws, ErrBusy)
 		}
@@ -113,7 +113,7 @@ func (h *handle) renew(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, h.e.cfg.LeaseTTL/3)
 	defer cancel()
 	rev, err := h.e.progress.Save(ctx, h.ws, next, h.rev)
-	if errors.Is(err, errConflict) {
+	if errors.Is(err, ErrRecordChanged) {
 		h.lost = true
 	}
 	if err != nil {

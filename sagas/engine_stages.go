@@ -159,7 +159,7 @@ func (e *Engine) retry(ctx context.Context, ws, what string, op func() error) er
 	)
 	return backoff.RetryNotify(func() error {
 		err := op()
-		if err != nil && (IsPermanent(err) || errors.Is(err, errConflict)) {
+		if err != nil && (IsPermanent(err) || errors.Is(err, ErrRecordChanged)) {
 			return backoff.Permanent(err)
 		}
 		return err

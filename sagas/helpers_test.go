@@ -16,6 +16,8 @@ import (
 	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/sagas"
+	"github.com/eo-workspaces/provisioner/sagas/names"
+	"github.com/eo-workspaces/provisioner/sagas/progress"
 	"github.com/eo-workspaces/provisioner/sagas/sagatest"
 	"github.com/eo-workspaces/provisioner/sagas/secrets"
 	"github.com/eo-workspaces/provisioner/schemas"
@@ -34,7 +36,7 @@ type harness struct {
 	js       jetstream.JetStream
 	prov     *sagatest.Providers
 	vault    *secrets.Store
-	progress *sagas.Progress
+	progress *progress.KV
 	pub      *events.Publisher
 	namesKV  jetstream.KeyValue
 	logs     *observer.ObservedLogs
@@ -43,10 +45,15 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessOn(t, bustest.Start(t).JS)
+}
+
+// newHarnessOn is a harness over js, whose topology is set up.
+func newHarnessOn(t *testing.T, js jetstream.JetStream) *harness {
+	t.Helper()
 	ctx := context.Background()
-	b := bustest.Start(t)
 	kv := func(name string) jetstream.KeyValue {
-		k, err := b.JS.KeyValue(ctx, name)
+		k, err := js.KeyValue(ctx, name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,17 +68,8 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zap.DebugLevel)
-	return &harness{t: t, js: b.JS, prov: sagatest.New(owner), vault: vault, progress: sagas.NewProgress(kv(events.SagaBucket)),
-		pub: events.NewPublisher(b.JS, schema), namesKV: kv(events.NamesBucket), logs: logs, log: zap.New(core)}
-}
-
-type kvNames struct{ kv jetstream.KeyValue }
-
-func (n kvNames) Release(ctx context.Context, name string) error {
-	if err := n.kv.Delete(ctx, name); err != nil && !events.IsNotFound(err) {
-		return err
-	}
-	return nil
+	return &harness{t: t, js: js, prov: sagatest.New(owner), vault: vault, progress: progress.NewKV(kv(events.SagaBucket)),
+		pub: events.NewPublisher(js, schema), namesKV: kv(events.NamesBucket), logs: logs, log: zap.New(core)}
 }
 
 // fastRetries keeps in-place retries short for tests.
@@ -82,16 +80,21 @@ func fastRetries(workerID string) sagas.EngineConfig {
 
 func (h *harness) coordinator(cfg sagas.EngineConfig) *sagas.CommandHandler {
 	h.t.Helper()
-	runner, err := sagas.NewEngine(cfg, h.progress, h.pub, h.log)
+	return h.application(cfg, h.pub)
+}
+
+// application wires the sagas as the worker does, over the harness's
+// providers and the given publisher.
+func (h *harness) application(cfg sagas.EngineConfig, pub sagas.EventPublisher) *sagas.CommandHandler {
+	h.t.Helper()
+	app, err := sagas.NewApplication(sagas.AppConfig{Engine: cfg, Endpoint: endpoint, Region: region}, sagas.Ports{
+		Progress: h.progress, Events: pub, Identity: h.prov, Store: h.prov, Vault: h.vault,
+		Names: names.NewKV(h.namesKV), Log: h.log,
+	})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	prov, err := sagas.NewProvisioner(sagas.ProvisionerDeps{Identity: h.prov, Store: h.prov, Vault: h.vault,
-		Names: kvNames{h.namesKV}, Log: h.log}, endpoint, region)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return sagas.NewCommandHandler(runner, h.progress, prov, h.log)
+	return app
 }
 
 func command(t *testing.T, ws string, p events.Payload) events.Envelope {

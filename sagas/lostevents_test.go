@@ -37,18 +37,9 @@ func (p *losingPublisher) Publish(ctx context.Context, env events.Envelope) (eve
 func TestEventsLostWithTheProgressKeptAreRepublished(t *testing.T) {
 	h := newHarness(t)
 	lossy := &losingPublisher{next: h.pub, step: "bucket"}
-	runner, err := sagas.NewEngine(fastRetries("w1"), h.progress, lossy, h.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prov, err := sagas.NewProvisioner(sagas.ProvisionerDeps{Identity: h.prov, Store: h.prov, Vault: h.vault,
-		Names: kvNames{h.namesKV}, Log: h.log}, endpoint, region)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := create(t, "ws-lost")
 	crashAfter(h.prov, "EnsureBucketPolicy")
-	crashed, err := handleCrashing(t, sagas.NewCommandHandler(runner, h.progress, prov, h.log), cmd)
+	crashed, err := handleCrashing(t, h.application(fastRetries("w1"), lossy), cmd)
 	if !crashed || !lossy.lost.Load() {
 		t.Fatalf("crashed %v, event lost %v (err %v)", crashed, lossy.lost.Load(), err)
 	}

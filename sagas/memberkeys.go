@@ -8,7 +8,6 @@ import (
 	"fmt"
 
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/sagas/secrets"
 )
 
 // Storage access follows membership (README, "Storage access"): every
@@ -104,16 +103,16 @@ var accessKeyAlphabet = base32.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567").W
 // newKeyPair returns a random access key of 20 characters (MinIO's
 // longest; 100 random bits, so a member who leaves and comes back gets
 // a key nobody held before) and a 40-character secret.
-func newKeyPair() (secrets.Credential, error) {
+func newKeyPair() (Credential, error) {
 	b := make([]byte, 13)
 	if _, err := rand.Read(b); err != nil {
-		return secrets.Credential{}, fmt.Errorf("generate access key: %w", err)
+		return Credential{}, fmt.Errorf("generate access key: %w", err)
 	}
 	secret, err := newSecret()
 	if err != nil {
-		return secrets.Credential{}, err
+		return Credential{}, err
 	}
-	return secrets.Credential{AccessKey: accessKeyAlphabet.EncodeToString(b)[:20], SecretKey: secret}, nil
+	return Credential{AccessKey: accessKeyAlphabet.EncodeToString(b)[:20], SecretKey: secret}, nil
 }
 
 // memberName is the username a membership change is about: the one the

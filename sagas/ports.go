@@ -2,8 +2,74 @@ package sagas
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
+
+	"github.com/eo-workspaces/provisioner/events"
 )
+
+// The ports below are what the sagas need from the world, in the sagas'
+// own terms; the adapters beside this package (keycloak, objectstore,
+// secrets, progress, names) implement them, and NewApplication is where
+// they are plugged in.
+
+// ProgressStore keeps saga records, one per workspace.
+type ProgressStore interface {
+	// Load returns the record of ws and its revision; revision 0 means none.
+	Load(ctx context.Context, ws string) (Record, uint64, error)
+	// Save writes r if the stored revision is still rev (0: no record
+	// yet) and returns the new revision; ErrRecordChanged if another writer
+	// was first.
+	Save(ctx context.Context, ws string, r Record, rev uint64) (uint64, error)
+}
+
+// ErrRecordChanged means another writer changed the record since it was read.
+var ErrRecordChanged = errors.New("saga record changed concurrently")
+
+// EventPublisher publishes envelopes; *events.Publisher is one.
+type EventPublisher interface {
+	Publish(ctx context.Context, env events.Envelope) (events.Published, error)
+}
+
+// Credential is one MinIO access key and its secret. Its String and
+// GoString methods hide the secret, so printing one by mistake (a log
+// line, an error) does not leak it.
+type Credential struct {
+	AccessKey string `json:"access_key"`
+	SecretKey string `json:"secret_key"`
+	// Username is the member the key pair belongs to (empty for the
+	// workspace-wide key pair of versions before per-member keys).
+	Username string `json:"username,omitempty"`
+}
+
+func (c Credential) String() string {
+	return fmt.Sprintf("{AccessKey:%s SecretKey:[redacted]}", c.AccessKey)
+}
+
+// GoString implements fmt.GoStringer for %#v.
+func (c Credential) GoString() string { return "sagas.Credential" + c.String() }
+
+// Vault keeps workspace credentials encrypted at rest.
+type Vault interface {
+	// PutIfAbsent stores c unless one is stored, and returns the stored one.
+	PutIfAbsent(ctx context.Context, ws string, c Credential) (Credential, error)
+	Get(ctx context.Context, ws string) (c Credential, ok bool, err error)
+	// Delete removes it; absent is success.
+	Delete(ctx context.Context, ws string) error
+
+	// PutMemberIfAbsent, GetMember and DeleteMember do the same for one
+	// member's key pair in a workspace; Members lists a workspace's.
+	PutMemberIfAbsent(ctx context.Context, ws, username string, c Credential) (Credential, error)
+	GetMember(ctx context.Context, ws, username string) (c Credential, ok bool, err error)
+	DeleteMember(ctx context.Context, ws, username string) error
+	Members(ctx context.Context, ws string) ([]Credential, error)
+}
+
+// Names releases a workspace name reservation so the name can be reused.
+type Names interface {
+	Release(ctx context.Context, name string) error
+}
 
 // ManagedBy marks every resource this system creates (a Keycloak client
 // attribute, a bucket tag), so a step reuses its own and refuses others'.

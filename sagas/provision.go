@@ -11,29 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/sagas/secrets"
 )
-
-// Vault keeps workspace credentials encrypted at rest (*secrets.Store).
-type Vault interface {
-	// PutIfAbsent stores c unless one is stored, and returns the stored one.
-	PutIfAbsent(ctx context.Context, ws string, c secrets.Credential) (secrets.Credential, error)
-	Get(ctx context.Context, ws string) (c secrets.Credential, ok bool, err error)
-	// Delete removes it; absent is success.
-	Delete(ctx context.Context, ws string) error
-
-	// PutMemberIfAbsent, GetMember and DeleteMember do the same for one
-	// member's key pair in a workspace; Members lists a workspace's.
-	PutMemberIfAbsent(ctx context.Context, ws, username string, c secrets.Credential) (secrets.Credential, error)
-	GetMember(ctx context.Context, ws, username string) (c secrets.Credential, ok bool, err error)
-	DeleteMember(ctx context.Context, ws, username string) error
-	Members(ctx context.Context, ws string) ([]secrets.Credential, error)
-}
-
-// Names releases a workspace name reservation so the name can be reused.
-type Names interface {
-	Release(ctx context.Context, name string) error
-}
 
 // ProvisionerDeps are the ports the provisioning steps act through.
 type ProvisionerDeps struct {

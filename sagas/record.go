@@ -1,20 +1,14 @@
 package sagas
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"slices"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eo-workspaces/provisioner/events"
 )
 
-// Record is a workspace's saga progress, one KV entry per workspace in
-// events.SagaBucket, always written with compare-and-set on its revision.
+// Record is a workspace's saga progress, one per workspace in the
+// ProgressStore, always written with compare-and-set on its revision.
 //
 // It has two run slots. The embedded Run (its fields top-level in JSON)
 // is the workspace's create or delete saga. A side saga (Saga.Side: a
@@ -133,58 +127,4 @@ func (r Record) Running() bool {
 // not expired. A worker with our id is ourselves before a restart.
 func (r Record) LeasedByOther(workerID string, now time.Time) bool {
 	return r.Lease != nil && r.Lease.WorkerID != workerID && now.Before(r.Lease.Until)
-}
-
-// errConflict means another writer changed the record since we read it.
-var errConflict = errors.New("saga record changed concurrently")
-
-// Progress reads and writes saga records.
-type Progress struct{ kv jetstream.KeyValue }
-
-// NewProgress binds to the saga bucket (events.SagaBucket).
-func NewProgress(kv jetstream.KeyValue) *Progress { return &Progress{kv: kv} }
-
-// Load returns the record of ws and its revision; revision 0 means none.
-func (p *Progress) Load(ctx context.Context, ws string) (Record, uint64, error) {
-	e, err := p.kv.Get(ctx, ws)
-	if events.IsNotFound(err) {
-		return Record{}, 0, nil
-	}
-	if err != nil {
-		return Record{}, 0, fmt.Errorf("load saga of %s: %w", ws, err)
-	}
-	var r Record
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
-		return Record{}, 0, fmt.Errorf("decode saga of %s: %w", ws, err)
-	}
-	return r, e.Revision(), nil
-}
-
-// Save writes r if the stored revision is still rev (0: no record yet)
-// and returns the new revision; errConflict if someone wrote first.
-func (p *Progress) Save(ctx context.Context, ws string, r Record, rev uint64) (uint64, error) {
-	r.UpdatedAt = time.Now().UTC()
-	raw, err := json.Marshal(r)
-	if err != nil {
-		return 0, fmt.Errorf("encode saga of %s: %w", ws, err)
-	}
-	var next uint64
-	if rev == 0 {
-		next, err = p.kv.Create(ctx, ws, raw)
-	} else {
-		next, err = p.kv.Update(ctx, ws, raw, rev)
-	}
-	if isConflict(err) {
-		return 0, fmt.Errorf("save saga of %s: %w", ws, errConflict)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("save saga of %s: %w", ws, err)
-	}
-	return next, nil
-}
-
-func isConflict(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrKeyExists) ||
-		(errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence)
 }

@@ -12,12 +12,13 @@ import (
 	"github.com/eo-workspaces/provisioner/handlers/api"
 	"github.com/eo-workspaces/provisioner/handlers/auth"
 	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/sagas/names"
 	"github.com/eo-workspaces/provisioner/sagas/secrets"
 )
 
 func (s *system) startAPI(ctx context.Context, g *errgroup.Group) error {
 	js := s.bus.JS
-	names, err := js.KeyValue(ctx, events.NamesBucket)
+	namesKV, err := js.KeyValue(ctx, events.NamesBucket)
 	if err != nil {
 		return fmt.Errorf("names bucket: %w", err)
 	}
@@ -56,8 +57,7 @@ func (s *system) startAPI(ctx context.Context, g *errgroup.Group) error {
 	}
 	h, err := api.New(api.Config{AdminRole: s.cfg.AdminRole}, api.Deps{
 		Publisher: s.pub, Workspaces: reader, Credentials: creds,
-		Sessions: sts,
-		Names:    names, Idempotency: idem, JS: js, Auth: authn,
+		Sessions: sts, Names: names.NewKV(namesKV), Idempotency: idem, JS: js, Auth: authn,
 		Ready: ready, Log: s.log.Named("api"), Metrics: s.metrics,
 	})
 	if err != nil {

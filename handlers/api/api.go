@@ -18,6 +18,7 @@ import (
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/auth"
 	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/sagas/names"
 )
 
 // Config tunes the API; zero values take the defaults.
@@ -93,6 +94,14 @@ type Credentials interface {
 	MemberCredentials(ctx context.Context, workspace, username string) (map[string]string, error)
 }
 
+// Names reserves workspace names (*names.KV).
+type Names interface {
+	Get(ctx context.Context, name string) (names.Reservation, uint64, error)
+	Reserve(ctx context.Context, name string, r names.Reservation) (uint64, error)
+	Claim(ctx context.Context, name string, r names.Reservation, rev uint64) (uint64, error)
+	Unreserve(ctx context.Context, name string, rev uint64) error
+}
+
 // Authenticator finds the caller of a request (auth.JWT, auth.Static).
 type Authenticator interface {
 	Authenticate(r *http.Request) (auth.Principal, error)
@@ -102,9 +111,9 @@ type Authenticator interface {
 type Deps struct {
 	Publisher   Publisher
 	Workspaces  Workspaces
-	Credentials Credentials        // may be nil: storage is then always null
-	Sessions    Sessions           // may be nil: no temporary credentials (503)
-	Names       jetstream.KeyValue // events.NamesBucket: name reservations
+	Credentials Credentials // may be nil: storage is then always null
+	Sessions    Sessions    // may be nil: no temporary credentials (503)
+	Names       Names
 	Idempotency jetstream.KeyValue // events.IdempotencyBucket
 	JS          jetstream.JetStream
 	Auth        Authenticator

@@ -21,6 +21,7 @@ import (
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/auth"
 	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/sagas/names"
 	"github.com/eo-workspaces/provisioner/schemas"
 )
 
@@ -91,7 +92,7 @@ func newStack(t *testing.T) *stack {
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	<-s.reader.Ready()
 	s.deps = Deps{Publisher: s.pub, Workspaces: s.reader, Credentials: testCredentials{},
-		Names: s.names, Idempotency: s.idem, JS: b.JS, Auth: testAuth(), Log: zap.NewNop()}
+		Names: names.NewKV(s.names), Idempotency: s.idem, JS: b.JS, Auth: testAuth(), Log: zap.NewNop()}
 	s.h = s.handler(Config{}, s.deps)
 	return s
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/auth"
 	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/sagas/names"
 	"github.com/eo-workspaces/provisioner/schemas"
 )
 
@@ -72,7 +73,7 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if err != nil {
 		return err
 	}
-	res := reservation{CommandID: env.ID, Actor: p.Username, Owner: req.DefaultOwner, CreatedAt: env.Time}
+	res := names.Reservation{CommandID: env.ID, Actor: p.Username, Owner: req.DefaultOwner, CreatedAt: env.Time}
 	if idem != nil {
 		res.IdempotencyKeyHash = idem.key
 	}

@@ -123,7 +123,7 @@ func (p *Projector) ApplyToStore(ctx context.Context, env events.Envelope, seq u
 		} else {
 			_, err = p.kv.Update(ctx, env.Subject, raw, rev)
 		}
-		if isConflict(err) {
+		if events.IsConflict(err) {
 			continue
 		}
 		if err != nil {
@@ -146,12 +146,6 @@ func (p *Projector) load(ctx context.Context, name string) (Workspace, uint64, e
 		return Workspace{}, 0, fmt.Errorf("decode workspace %s: %w", name, err)
 	}
 	return ws, e.Revision(), nil
-}
-
-func isConflict(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrKeyExists) ||
-		(errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence)
 }
 
 // Rebuild throws the read model away and replays the whole events stream

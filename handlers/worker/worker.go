@@ -19,7 +19,8 @@ import (
 
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/sagas"
-	"github.com/eo-workspaces/provisioner/sagas/secrets"
+	"github.com/eo-workspaces/provisioner/sagas/names"
+	"github.com/eo-workspaces/provisioner/sagas/progress"
 )
 
 // ConsumerName is the durable pull consumer on the commands stream.
@@ -111,11 +112,11 @@ func defaultWorkerID() string {
 // Deps are the worker's collaborators.
 type Deps struct {
 	JS        jetstream.JetStream
-	Publisher *events.Publisher
+	Publisher sagas.EventPublisher
 	Schema    events.SchemaValidator
 	Identity  sagas.Identity
 	Store     sagas.ObjectStore
-	Secrets   *secrets.Store
+	Secrets   sagas.Vault
 	Log       *zap.Logger
 	Metrics   prometheus.Registerer // nil: none exported
 }
@@ -259,6 +260,7 @@ func (w *Worker) consumerConfig() jetstream.ConsumerConfig {
 	}
 }
 
+// commandHandler plugs the worker's adapters into the saga application.
 func (w *Worker) commandHandler(ctx context.Context) (*sagas.CommandHandler, error) {
 	sagaKV, err := w.deps.JS.KeyValue(ctx, events.SagaBucket)
 	if err != nil {
@@ -268,27 +270,10 @@ func (w *Worker) commandHandler(ctx context.Context) (*sagas.CommandHandler, err
 	if err != nil {
 		return nil, fmt.Errorf("names bucket: %w", err)
 	}
-	progress := sagas.NewProgress(sagaKV)
-	rc := w.cfg.engineConfig()
-	rc.ObserveStep = w.metrics.observeStep
-	engine, err := sagas.NewEngine(rc, progress, w.deps.Publisher, w.log)
-	if err != nil {
-		return nil, err
-	}
-	prov, err := sagas.NewProvisioner(sagas.ProvisionerDeps{Identity: w.deps.Identity, Store: w.deps.Store,
-		Vault: w.deps.Secrets, Names: names{namesKV}, Log: w.log}, w.cfg.Endpoint, w.cfg.Region)
-	if err != nil {
-		return nil, err
-	}
-	return sagas.NewCommandHandler(engine, progress, prov, w.log), nil
-}
-
-// names releases reservations in events.NamesBucket.
-type names struct{ kv jetstream.KeyValue }
-
-func (n names) Release(ctx context.Context, name string) error {
-	if err := n.kv.Delete(ctx, name); err != nil && !events.IsNotFound(err) {
-		return fmt.Errorf("release name %s: %w", name, err)
-	}
-	return nil
+	ec := w.cfg.engineConfig()
+	ec.ObserveStep = w.metrics.observeStep
+	return sagas.NewApplication(sagas.AppConfig{Engine: ec, Endpoint: w.cfg.Endpoint, Region: w.cfg.Region}, sagas.Ports{
+		Progress: progress.NewKV(sagaKV), Events: w.deps.Publisher, Identity: w.deps.Identity, Store: w.deps.Store,
+		Vault: w.deps.Secrets, Names: names.NewKV(namesKV), Log: w.log,
+	})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/worker"
 	"github.com/eo-workspaces/provisioner/sagas"
+	"github.com/eo-workspaces/provisioner/sagas/progress"
 	"github.com/eo-workspaces/provisioner/sagas/sagatest"
 	"github.com/eo-workspaces/provisioner/sagas/secrets"
 	"github.com/eo-workspaces/provisioner/schemas"
@@ -38,7 +39,7 @@ type harness struct {
 	identity sagas.Identity    // prov unless a test sets a real adapter
 	store    sagas.ObjectStore // prov unless a test sets a real adapter
 	vault    *secrets.Store
-	progress *sagas.Progress
+	progress *progress.KV
 	log      *zap.Logger
 	metrics  prometheus.Registerer // nil unless a test reads metrics
 }
@@ -59,7 +60,7 @@ func newHarness(t *testing.T) *harness {
 	sagaKV, _ := b.JS.KeyValue(ctx, events.SagaBucket)
 	prov := sagatest.New(owner)
 	return &harness{t: t, js: b.JS, pub: events.NewPublisher(b.JS, schema), schema: schema, prov: prov, identity: prov,
-		store: prov, vault: vault, progress: sagas.NewProgress(sagaKV), log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}
+		store: prov, vault: vault, progress: progress.NewKV(sagaKV), log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}
 }
 
 func testConfig(id string) worker.Config {

@@ -25,6 +25,7 @@ import (
 	"github.com/eo-workspaces/provisioner/handlers/api"
 	"github.com/eo-workspaces/provisioner/handlers/auth"
 	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/sagas/names"
 	"github.com/eo-workspaces/provisioner/schemas"
 )
 
@@ -56,10 +57,10 @@ func startAPI(b *testing.B) *apiStack {
 	reader := projection.NewReader(log)
 	go func() { _ = reader.Run(ctx, bs.JS) }()
 	<-reader.Ready()
-	names, _ := bs.JS.KeyValue(ctx, events.NamesBucket)
+	namesKV, _ := bs.JS.KeyValue(ctx, events.NamesBucket)
 	idem, _ := bs.JS.KeyValue(ctx, events.IdempotencyBucket)
 	h, err := api.New(api.Config{}, api.Deps{
-		Publisher: pub, Workspaces: reader, Names: names, Idempotency: idem, JS: bs.JS,
+		Publisher: pub, Workspaces: reader, Names: names.NewKV(namesKV), Idempotency: idem, JS: bs.JS,
 		Auth: auth.Static(auth.Principal{Username: "bench", Admin: true}),
 	})
 	if err != nil {

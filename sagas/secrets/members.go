@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+
+	"github.com/eo-workspaces/provisioner/sagas"
 )
 
 // A member's key pair lives under <workspace>.member.<hash of username>:
@@ -17,20 +19,20 @@ func memberKey(ws, username string) string {
 
 // PutMemberIfAbsent stores c as username's key pair in ws unless one is
 // stored already, and returns the stored one either way (see PutIfAbsent).
-func (s *Store) PutMemberIfAbsent(ctx context.Context, ws, username string, c Credential) (Credential, error) {
+func (s *Store) PutMemberIfAbsent(ctx context.Context, ws, username string, c sagas.Credential) (sagas.Credential, error) {
 	c.Username = username
 	return s.putIfAbsent(ctx, memberKey(ws, username), c)
 }
 
 // PutMember stores c as username's key pair in ws, replacing what was
 // there (a rotation).
-func (s *Store) PutMember(ctx context.Context, ws, username string, c Credential) error {
+func (s *Store) PutMember(ctx context.Context, ws, username string, c sagas.Credential) error {
 	c.Username = username
 	return s.Put(ctx, memberKey(ws, username), c)
 }
 
 // GetMember returns username's key pair in ws; ok is false when none is stored.
-func (s *Store) GetMember(ctx context.Context, ws, username string) (Credential, bool, error) {
+func (s *Store) GetMember(ctx context.Context, ws, username string) (sagas.Credential, bool, error) {
 	return s.Get(ctx, memberKey(ws, username))
 }
 
@@ -40,7 +42,7 @@ func (s *Store) DeleteMember(ctx context.Context, ws, username string) error {
 }
 
 // Members returns every member key pair stored for ws.
-func (s *Store) Members(ctx context.Context, ws string) ([]Credential, error) {
+func (s *Store) Members(ctx context.Context, ws string) ([]sagas.Credential, error) {
 	lister, err := s.kv.ListKeysFiltered(ctx, ws+".member.*")
 	if err != nil {
 		return nil, fmt.Errorf("list member credentials of %s: %w", ws, err)
@@ -49,7 +51,7 @@ func (s *Store) Members(ctx context.Context, ws string) ([]Credential, error) {
 	for key := range lister.Keys() { // drained whole: the lister stops when done
 		keys = append(keys, key)
 	}
-	var out []Credential
+	var out []sagas.Credential
 	for _, key := range keys {
 		c, ok, err := s.Get(ctx, key)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/eo-workspaces/provisioner/sagas"
 	"github.com/eo-workspaces/provisioner/sagas/secrets"
 )
 
@@ -14,20 +15,20 @@ func TestMemberKeyPairsAreSeparateAndListed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice := secrets.Credential{AccessKey: "AKALICE", SecretKey: "alice-secret-0123456789"}
+	alice := sagas.Credential{AccessKey: "AKALICE", SecretKey: "alice-secret-0123456789"}
 	got, err := s.PutMemberIfAbsent(ctx, "ws-a", "alice@example.org", alice)
 	if err != nil || got.AccessKey != alice.AccessKey || got.Username != "alice@example.org" {
 		t.Fatalf("PutMemberIfAbsent = %v, %v", got, err)
 	}
 	// a second attempt gets back what the first stored
-	again, err := s.PutMemberIfAbsent(ctx, "ws-a", "alice@example.org", secrets.Credential{AccessKey: "OTHER", SecretKey: "x"})
+	again, err := s.PutMemberIfAbsent(ctx, "ws-a", "alice@example.org", sagas.Credential{AccessKey: "OTHER", SecretKey: "x"})
 	if err != nil || again.AccessKey != alice.AccessKey {
 		t.Fatalf("repeat PutMemberIfAbsent = %v, %v; want the first key pair", again, err)
 	}
-	if _, err := s.PutMemberIfAbsent(ctx, "ws-a", "bob", secrets.Credential{AccessKey: "AKBOB", SecretKey: "bob-secret"}); err != nil {
+	if _, err := s.PutMemberIfAbsent(ctx, "ws-a", "bob", sagas.Credential{AccessKey: "AKBOB", SecretKey: "bob-secret"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.PutMemberIfAbsent(ctx, "ws-ab", "carol", secrets.Credential{AccessKey: "AKCAROL", SecretKey: "c"}); err != nil {
+	if _, err := s.PutMemberIfAbsent(ctx, "ws-ab", "carol", sagas.Credential{AccessKey: "AKCAROL", SecretKey: "c"}); err != nil {
 		t.Fatal(err)
 	}
 	members, err := s.Members(ctx, "ws-a")

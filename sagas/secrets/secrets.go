@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eo-workspaces/provisioner/events"
+	"github.com/eo-workspaces/provisioner/sagas"
 )
 
 // KeySize is the length of the encryption key: AES-256.
@@ -24,24 +25,6 @@ const KeySize = 32
 // formatV1 starts every stored value, so the format can change later
 // without guessing what old values are.
 const formatV1 byte = 1
-
-// Credential is one workspace's MinIO access key and secret. Its String
-// and GoString methods hide the secret, so printing one by mistake (a log
-// line, an error) does not leak it.
-type Credential struct {
-	AccessKey string `json:"access_key"`
-	SecretKey string `json:"secret_key"`
-	// Username is the member the key pair belongs to (empty for the
-	// workspace-wide key pair of versions before per-member keys).
-	Username string `json:"username,omitempty"`
-}
-
-func (c Credential) String() string {
-	return fmt.Sprintf("{AccessKey:%s SecretKey:[redacted]}", c.AccessKey)
-}
-
-// GoString implements fmt.GoStringer for %#v.
-func (c Credential) GoString() string { return "secrets.Credential" + c.String() }
 
 // KeyFromPassphrase derives the 32-byte key from a configured passphrase
 // with HKDF-SHA256. HKDF does not slow down guessing, so the passphrase
@@ -95,7 +78,7 @@ func New(kv jetstream.KeyValue, key []byte, opts ...Option) (*Store, error) {
 }
 
 // Put stores c for workspace ws, replacing what was there.
-func (s *Store) Put(ctx context.Context, ws string, c Credential) error {
+func (s *Store) Put(ctx context.Context, ws string, c sagas.Credential) error {
 	sealed, err := s.seal(ws, c)
 	if err != nil {
 		return err
@@ -109,25 +92,25 @@ func (s *Store) Put(ctx context.Context, ws string, c Credential) error {
 // PutIfAbsent stores c unless a credential for ws is stored already, and
 // returns the one stored either way: a step that crashed after storing
 // gets back the secret it generated the first time.
-func (s *Store) PutIfAbsent(ctx context.Context, ws string, c Credential) (Credential, error) {
+func (s *Store) PutIfAbsent(ctx context.Context, ws string, c sagas.Credential) (sagas.Credential, error) {
 	return s.putIfAbsent(ctx, ws, c)
 }
 
-func (s *Store) putIfAbsent(ctx context.Context, ws string, c Credential) (Credential, error) {
+func (s *Store) putIfAbsent(ctx context.Context, ws string, c sagas.Credential) (sagas.Credential, error) {
 	sealed, err := s.seal(ws, c)
 	if err != nil {
-		return Credential{}, err
+		return sagas.Credential{}, err
 	}
 	_, err = s.kv.Create(ctx, ws, sealed)
 	if err == nil {
 		return c, nil
 	}
-	if !errors.Is(err, jetstream.ErrKeyExists) {
-		return Credential{}, fmt.Errorf("store credential of %s: %w", ws, err)
+	if !events.IsConflict(err) {
+		return sagas.Credential{}, fmt.Errorf("store credential of %s: %w", ws, err)
 	}
 	stored, ok, err := s.Get(ctx, ws)
 	if err != nil {
-		return Credential{}, err
+		return sagas.Credential{}, err
 	}
 	if !ok { // deleted between our Create and Get: try once more
 		return s.putIfAbsent(ctx, ws, c)
@@ -136,17 +119,17 @@ func (s *Store) putIfAbsent(ctx context.Context, ws string, c Credential) (Crede
 }
 
 // Get returns the credential of ws; ok is false when none is stored.
-func (s *Store) Get(ctx context.Context, ws string) (c Credential, ok bool, err error) {
+func (s *Store) Get(ctx context.Context, ws string) (c sagas.Credential, ok bool, err error) {
 	e, err := s.kv.Get(ctx, ws)
 	if events.IsNotFound(err) {
-		return Credential{}, false, nil
+		return sagas.Credential{}, false, nil
 	}
 	if err != nil {
-		return Credential{}, false, fmt.Errorf("read credential of %s: %w", ws, err)
+		return sagas.Credential{}, false, fmt.Errorf("read credential of %s: %w", ws, err)
 	}
 	c, err = s.open(ws, e.Value())
 	if err != nil {
-		return Credential{}, false, err
+		return sagas.Credential{}, false, err
 	}
 	return c, true, nil
 }
@@ -171,7 +154,7 @@ func (s *Store) Credentials(ctx context.Context, ws string) (map[string]string, 
 
 // block is the contract's storage credentials block for key pair c on
 // the bucket of ws.
-func (s *Store) block(ws string, c Credential) map[string]string {
+func (s *Store) block(ws string, c sagas.Credential) map[string]string {
 	return map[string]string{
 		"AWS_ACCESS_KEY_ID":     c.AccessKey,
 		"AWS_SECRET_ACCESS_KEY": c.SecretKey,
@@ -187,7 +170,7 @@ func (s *Store) block(ws string, c Credential) map[string]string {
 
 // seal encrypts c with a random nonce; the workspace name is the
 // associated data, so a value copied to another key does not decrypt.
-func (s *Store) seal(ws string, c Credential) ([]byte, error) {
+func (s *Store) seal(ws string, c sagas.Credential) ([]byte, error) {
 	plain, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("encode credential of %s: %w", ws, err)
@@ -200,18 +183,18 @@ func (s *Store) seal(ws string, c Credential) ([]byte, error) {
 	return s.aead.Seal(out, nonce, plain, []byte(ws)), nil
 }
 
-func (s *Store) open(ws string, sealed []byte) (Credential, error) {
+func (s *Store) open(ws string, sealed []byte) (sagas.Credential, error) {
 	n := s.aead.NonceSize()
 	if len(sealed) < 1+n || sealed[0] != formatV1 {
-		return Credential{}, fmt.Errorf("credential of %s: unknown format", ws)
+		return sagas.Credential{}, fmt.Errorf("credential of %s: unknown format", ws)
 	}
 	plain, err := s.aead.Open(nil, sealed[1:1+n], sealed[1+n:], []byte(ws))
 	if err != nil {
-		return Credential{}, fmt.Errorf("credential of %s: cannot decrypt (wrong key?)", ws)
+		return sagas.Credential{}, fmt.Errorf("credential of %s: cannot decrypt (wrong key?)", ws)
 	}
-	var c Credential
+	var c sagas.Credential
 	if err := json.Unmarshal(plain, &c); err != nil {
-		return Credential{}, fmt.Errorf("credential of %s: decode failed", ws)
+		return sagas.Credential{}, fmt.Errorf("credential of %s: decode failed", ws)
 	}
 	return c, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
+	"github.com/eo-workspaces/provisioner/sagas"
 	"github.com/eo-workspaces/provisioner/sagas/secrets"
 )
 
@@ -32,7 +33,7 @@ func TestRoundTripEncryptedAtRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := secrets.Credential{AccessKey: "ws-a", SecretKey: "s3cr3t-value-0123456789"}
+	c := sagas.Credential{AccessKey: "ws-a", SecretKey: "s3cr3t-value-0123456789"}
 	if err := s.Put(ctx, "ws-a", c); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestAbsentWrongKeyAndMovedValue(t *testing.T) {
 	if creds != nil || err != nil {
 		t.Fatalf("absent: Credentials = %v, %v; want nil, nil", creds, err)
 	}
-	if err := s.Put(ctx, "ws-a", secrets.Credential{AccessKey: "ws-a", SecretKey: "aaaaaaaaaa"}); err != nil {
+	if err := s.Put(ctx, "ws-a", sagas.Credential{AccessKey: "ws-a", SecretKey: "aaaaaaaaaa"}); err != nil {
 		t.Fatal(err)
 	}
 	other, _ := secrets.New(kv, secrets.KeyFromPassphrase("two"))
@@ -90,12 +91,12 @@ func TestAbsentWrongKeyAndMovedValue(t *testing.T) {
 func TestPutIfAbsentKeepsFirstAndDelete(t *testing.T) {
 	ctx := context.Background()
 	s, _ := secrets.New(bucket(t), secrets.KeyFromPassphrase("k"))
-	first := secrets.Credential{AccessKey: "ws-a", SecretKey: "first-secret"}
+	first := sagas.Credential{AccessKey: "ws-a", SecretKey: "first-secret"}
 	got, err := s.PutIfAbsent(ctx, "ws-a", first)
 	if err != nil || got != first {
 		t.Fatalf("first PutIfAbsent = %v, %v", got, err)
 	}
-	got, err = s.PutIfAbsent(ctx, "ws-a", secrets.Credential{AccessKey: "ws-a", SecretKey: "second-secret"})
+	got, err = s.PutIfAbsent(ctx, "ws-a", sagas.Credential{AccessKey: "ws-a", SecretKey: "second-secret"})
 	if err != nil || got != first {
 		t.Fatalf("second PutIfAbsent = %v, %v; want the first", got, err)
 	}
@@ -108,7 +109,7 @@ func TestPutIfAbsentKeepsFirstAndDelete(t *testing.T) {
 	if _, ok, err := s.Get(ctx, "ws-a"); ok || err != nil {
 		t.Fatalf("after delete: ok=%v err=%v", ok, err)
 	}
-	second := secrets.Credential{AccessKey: "ws-a", SecretKey: "third-secret"}
+	second := sagas.Credential{AccessKey: "ws-a", SecretKey: "third-secret"}
 	if got, err := s.PutIfAbsent(ctx, "ws-a", second); err != nil || got != second {
 		t.Fatalf("PutIfAbsent after delete = %v, %v", got, err)
 	}
@@ -122,7 +123,7 @@ func TestKeysAndRedaction(t *testing.T) {
 	if _, err := secrets.New(bucket(t), []byte("short")); err == nil {
 		t.Fatal("a short key was accepted")
 	}
-	c := secrets.Credential{AccessKey: "ws-a", SecretKey: "do-not-print-me"}
+	c := sagas.Credential{AccessKey: "ws-a", SecretKey: "do-not-print-me"}
 	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%v %+v %#v %s", c, c, c, c)} {
 		if strings.Contains(s, c.SecretKey) {
 			t.Fatalf("formatted credential leaks the secret: %s", s)

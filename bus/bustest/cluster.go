@@ -1,0 +1,95 @@
+package bustest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eo-workspaces/provisioner/events"
+)
+
+// StartCluster starts a three-server JetStream cluster in-process, on
+// loopback, and returns a connection to it with the streams and KV buckets
+// set up with three replicas: what `--nats-replicas 3` runs on.
+func StartCluster(tb testing.TB) jetstream.JetStream {
+	tb.Helper()
+	ports := [3]int{freePort(tb), freePort(tb), freePort(tb)}
+	var routes []*url.URL
+	for _, p := range ports {
+		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+	}
+	var urls []string
+	for i, p := range ports {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+			JetStream: true, StoreDir: tb.TempDir(),
+			Cluster: server.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: p}, Routes: routes,
+		}
+		urls = append(urls, startServer(tb, opts).ClientURL())
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","))
+	if err != nil {
+		tb.Fatalf("connect to the cluster: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ensureReplicatedTopology(tb, js)
+	return js
+}
+
+// ensureReplicatedTopology retries until the cluster has elected its meta
+// leader and takes the replicated streams.
+func ensureReplicatedTopology(tb testing.TB, js jetstream.JetStream) {
+	tb.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := events.EnsureTopology(ctx, js, events.TopologyConfig{Replicas: 3})
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("topology with three replicas: %v", err)
+		}
+		time.Sleep(250 * time.Millisecond) // the cluster forms in its own time; nothing to wait on
+	}
+}
+
+func startServer(tb testing.TB, opts *server.Options) *server.Server {
+	tb.Helper()
+	s, err := server.NewServer(opts)
+	if err != nil {
+		tb.Fatalf("nats server %s: %v", opts.ServerName, err)
+	}
+	go s.Start()
+	tb.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	if !s.ReadyForConnections(30 * time.Second) {
+		tb.Fatalf("nats server %s not ready", opts.ServerName)
+	}
+	return s
+}
+
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("listen: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}

@@ -1,0 +1,79 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/eo-workspaces/provisioner/events"
+	"github.com/eo-workspaces/provisioner/sagas/names"
+)
+
+// reserve claims name for a create command. It succeeds when the name is
+// free, when the claim is this very request again (same command id), or
+// when the workspace holding it has been deleted since it was claimed. The
+// returned release undoes the claim if the command cannot be published.
+func (s *server) reserve(ctx context.Context, name string, res names.Reservation) (release func(), err error) {
+	for range 3 { // a claim released between our Reserve and Get: try again
+		rev, err := s.d.Names.Reserve(ctx, name, res)
+		if err == nil {
+			return s.claimed(ctx, name, rev)
+		}
+		if !errors.Is(err, names.ErrTaken) {
+			return nil, unavailable("cannot reserve the workspace name now", err)
+		}
+		cur, rev, err := s.d.Names.Get(ctx, name)
+		if err != nil {
+			return nil, unavailable("cannot reserve the workspace name now", err)
+		}
+		if rev == 0 {
+			continue
+		}
+		if cur.CommandID == res.CommandID {
+			return func() {}, nil // our own earlier attempt: it may have been published
+		}
+		return s.takeOver(ctx, name, res, cur, rev)
+	}
+	return nil, unavailable("the workspace name is changing hands; retry", nil)
+}
+
+// claimed checks a fresh claim against the projection: a workspace created
+// by a command sent straight to NATS has no reservation, yet holds its name.
+func (s *server) claimed(ctx context.Context, name string, rev uint64) (func(), error) {
+	release := func() {
+		if err := s.d.Names.Unreserve(ctx, name, rev); err != nil {
+			s.log.Warn("release name reservation: " + err.Error())
+		}
+	}
+	if ws, ok := s.d.Workspaces.Get(name); ok && ws.Status != events.StatusDeleted {
+		release()
+		return nil, nameTaken(name)
+	}
+	return release, nil
+}
+
+// takeOver claims a name whose workspace was deleted after cur reserved
+// it; compare-and-set on the revision lets one request win.
+func (s *server) takeOver(ctx context.Context, name string, res, cur names.Reservation, rev uint64) (func(), error) {
+	ws, ok := s.d.Workspaces.Get(name)
+	if !ok || ws.Status != events.StatusDeleted || cur.CreatedAt.After(ws.UpdatedAt) {
+		return nil, nameTaken(name)
+	}
+	next, err := s.d.Names.Claim(ctx, name, res, rev)
+	if errors.Is(err, names.ErrTaken) {
+		return nil, nameTaken(name)
+	}
+	if err != nil {
+		return nil, unavailable("cannot reserve the workspace name now", err)
+	}
+	return func() {
+		if _, err := s.d.Names.Claim(ctx, name, cur, next); err != nil {
+			s.log.Warn("restore name reservation: " + err.Error())
+		}
+	}, nil
+}
+
+func nameTaken(name string) error {
+	return errorf(http.StatusConflict, "preferred_name", fmt.Sprintf("workspace %s already exists", name))
+}
