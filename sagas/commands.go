@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -63,6 +64,9 @@ func (c *CommandHandler) handle(ctx context.Context, env events.Envelope) error 
 		return c.retry(ctx, env, rec, rev)
 	case *events.MemberAdd:
 		return c.side(ctx, env, c.sagas.MemberAdd(), Params{Username: cmd.Username, ClientID: cmd.ClientID, Role: cmd.Role}, rec, rev)
+	case *events.CredentialsRotate:
+		return c.side(ctx, env, c.sagas.Rotate(), Params{Username: cmd.Username, All: cmd.All,
+			Grace: time.Duration(cmd.GraceSeconds) * time.Second}, rec, rev)
 	case *events.MemberRemove:
 		return c.side(ctx, env, c.sagas.MemberRemove(), Params{Username: cmd.Username}, rec, rev)
 	default:

@@ -2,6 +2,7 @@ package sagas
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/google/uuid"
 	"go.uber.org/zap"
@@ -83,7 +84,7 @@ func (h *handle) completed(ctx context.Context, step Step, st *State) error {
 }
 
 // stepEvents are the events a finished step publishes: step.completed,
-// then the step's own event if it has one.
+// then the step's own events if it has any.
 func (h *handle) stepEvents(step Step, st *State) ([]events.Envelope, error) {
 	done, err := h.envelope(step.Name, "completed", &events.StepCompleted{Saga: h.s.Name, Step: step.Name})
 	if err != nil {
@@ -96,6 +97,15 @@ func (h *handle) stepEvents(step Step, st *State) ([]events.Envelope, error) {
 			return nil, err
 		}
 		envs = append(envs, ev)
+	}
+	if step.Events != nil {
+		for i, p := range step.Events(st) {
+			ev, err := h.envelope(step.Name, fmt.Sprintf("event/%d", i), p)
+			if err != nil {
+				return nil, err
+			}
+			envs = append(envs, ev)
+		}
 	}
 	return envs, nil
 }

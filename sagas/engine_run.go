@@ -30,7 +30,8 @@ func (h *handle) drive(ctx context.Context) error {
 func (h *handle) state() *State {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return &State{Workspace: h.ws, Params: h.run(&h.rec).Params, Admins: h.rec.admins()}
+	run := h.run(&h.rec)
+	return &State{Workspace: h.ws, CommandID: run.CommandID, Actor: run.Actor, Params: run.Params, Admins: h.rec.admins()}
 }
 
 // begin announces the run: a lifecycle saga publishes its running

@@ -38,6 +38,7 @@ func policyFor(ws, role string) string {
 // in between re-applies the same pair; a role change re-binds the same
 // user to the other policy.
 func (p *Provisioner) ensureMemberKeys(ctx context.Context, ws, username, role string) error {
+	policy := policyFor(ws, role)
 	cred, ok, err := p.d.Vault.GetMember(ctx, ws, username)
 	if err != nil {
 		return err
@@ -47,29 +48,65 @@ func (p *Provisioner) ensureMemberKeys(ctx context.Context, ws, username, role s
 		if err != nil {
 			return err
 		}
+		fresh.Policy = policy
 		if cred, err = p.d.Vault.PutMemberIfAbsent(ctx, ws, username, fresh); err != nil {
 			return err
 		}
 	}
-	return redact(p.d.Store.EnsureUser(ctx, cred.AccessKey, cred.SecretKey, policyFor(ws, role)), cred.SecretKey)
+	if cred.Policy != policy { // a role change: recorded, then applied
+		cred.Policy = policy
+		if err := p.d.Vault.PutMember(ctx, ws, username, cred); err != nil {
+			return err
+		}
+	}
+	return redact(p.d.Store.EnsureUser(ctx, cred.AccessKey, cred.SecretKey, policy), cred.SecretKey)
 }
 
 // removeMemberKeys deletes username's MinIO user, then our copy of its
 // secret; absent is success.
+// Pairs a rotation left in their grace, or half made, go with it.
 func (p *Provisioner) removeMemberKeys(ctx context.Context, ws, username string) error {
+	if err := p.retireEarly(ctx, ws, username); err != nil {
+		return err
+	}
 	cred, ok, err := p.d.Vault.GetMember(ctx, ws, username)
 	if err != nil || !ok {
 		return err
 	}
-	if err := p.d.Store.DeleteUser(ctx, cred.AccessKey); err != nil {
-		return redact(err, cred.SecretKey)
+	for _, c := range []*Credential{cred.Next, &cred} {
+		if c == nil {
+			continue
+		}
+		if err := p.d.Store.DeleteUser(ctx, c.AccessKey); err != nil {
+			return redact(err, c.SecretKey)
+		}
 	}
 	return p.d.Vault.DeleteMember(ctx, ws, username)
+}
+
+// retireEarly deletes now the old pairs of username (every member's for
+// "") that are still in a rotation's grace.
+func (p *Provisioner) retireEarly(ctx context.Context, ws, username string) error {
+	all, err := p.d.Vault.Retirements(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range all {
+		if r.Workspace == ws && (username == "" || r.Username == username) {
+			if err := retire(ctx, p.d.Store, p.d.Vault, r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // removeAllKeys deletes every member's key pair of the workspace, and the
 // workspace-wide pair of versions before per-member keys if it is there.
 func (p *Provisioner) removeAllKeys(ctx context.Context, ws string) error {
+	if err := p.retireEarly(ctx, ws, ""); err != nil {
+		return err
+	}
 	members, err := p.d.Vault.Members(ctx, ws)
 	if err != nil {
 		return err

@@ -41,6 +41,23 @@ type Credential struct {
 	// Username is the member the key pair belongs to (empty for the
 	// workspace-wide key pair of versions before per-member keys).
 	Username string `json:"username,omitempty"`
+	// Policy is the MinIO policy the pair is bound to (the member's role's).
+	Policy string `json:"policy,omitempty"`
+	// RotatedBy is the id of the rotation command that issued the pair,
+	// so a repeated rotation step does not replace it again.
+	RotatedBy string `json:"rotated_by,omitempty"`
+	// Next is the pair a rotation in progress will put in place, stored
+	// before its MinIO user is made.
+	Next *Credential `json:"next,omitempty"`
+}
+
+// Retirement is an old key pair that keeps working until Until, after a
+// rotation with grace; then it is deleted.
+type Retirement struct {
+	Workspace, Username, AccessKey string
+	Until                          time.Time
+	// Actor and CommandID are the rotation's, for the audit trail.
+	Actor, CommandID string
 }
 
 func (c Credential) String() string {
@@ -64,6 +81,14 @@ type Vault interface {
 	GetMember(ctx context.Context, ws, username string) (c Credential, ok bool, err error)
 	DeleteMember(ctx context.Context, ws, username string) error
 	Members(ctx context.Context, ws string) ([]Credential, error)
+	// PutMember replaces a member's key pair (a rotation, a role change).
+	PutMember(ctx context.Context, ws, username string, c Credential) error
+
+	// Retire records an old key pair to delete once its grace is over;
+	// Retirements lists them; Retired forgets one once deleted.
+	Retire(ctx context.Context, r Retirement) error
+	Retirements(ctx context.Context) ([]Retirement, error)
+	Retired(ctx context.Context, r Retirement) error
 }
 
 // Names releases a workspace name reservation so the name can be reused.

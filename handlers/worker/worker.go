@@ -200,6 +200,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopAdvisories()
+	stopRetirer, err := w.retire(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopRetirer()
 	it, err := cons.Messages(jetstream.PullMaxMessages(2 * w.cfg.Concurrency))
 	if err != nil {
 		return fmt.Errorf("worker messages: %w", err)
@@ -258,6 +263,22 @@ func (w *Worker) consumerConfig() jetstream.ConsumerConfig {
 		MaxAckPending: w.cfg.MaxAckPending,
 		FilterSubject: events.CommandSubjectPrefix + ">",
 	}
+}
+
+// retire runs the Retirer of old key pairs until the returned stop.
+func (w *Worker) retire(ctx context.Context) (stop func(), err error) {
+	r, err := sagas.NewRetirer(sagas.Ports{Store: w.deps.Store, Vault: w.deps.Secrets, Events: w.deps.Publisher,
+		Log: w.log.Named("retirer")}, 0)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = r.Run(ctx) // ends only with ctx; failed sweeps are logged and tried again
+	}()
+	return func() { cancel(); <-done }, nil
 }
 
 // commandHandler plugs the worker's adapters into the saga application.
