@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/minio/madmin-go/v3"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -100,9 +101,9 @@ func assertExactlyOne(t *testing.T, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The access key is the workspace name, so one user is one credential.
-	if _, ok := users[name]; !ok {
-		t.Errorf("%s: no MinIO user among %v", name, keys(users))
+	// One member, the owner: one user bound to the workspace's policy.
+	if bound := usersOf(users, name); len(bound) != 1 {
+		t.Errorf("%s: MinIO users %v, want the owner's only", name, bound)
 	}
 	policies, err := adm.ListCannedPolicies(ctx)
 	if err != nil {
@@ -115,6 +116,18 @@ func assertExactlyOne(t *testing.T, name string) {
 	if err := json.Unmarshal(policies[name], &p); err != nil {
 		t.Errorf("%s: policy not JSON: %v", name, err)
 	}
+}
+
+// usersOf returns the access keys of the users bound to either policy of
+// the workspace.
+func usersOf(users map[string]madmin.UserInfo, ws string) []string {
+	var out []string
+	for k, u := range users {
+		if u.PolicyName == ws || u.PolicyName == ws+".readonly" {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func keys[V any](m map[string]V) []string {
