@@ -12,28 +12,48 @@ import (
 )
 
 // reserved is what a reservation tells before the worker has said
-// anything: the workspace is being provisioned.
+// anything: the workspace is being provisioned, or deleted if the API
+// has accepted that since.
 func reserved(name string, res names.Reservation) projection.Workspace {
-	return projection.Workspace{Name: name, Status: events.StatusProvisioning, Owner: res.Owner,
+	ws := projection.Workspace{Name: name, Status: events.StatusProvisioning, Owner: res.Owner,
 		CreatedAt: res.CreatedAt, UpdatedAt: res.CreatedAt}
+	if res.DeleteAcceptedAt != nil {
+		ws.Status, ws.UpdatedAt = events.StatusDeleting, *res.DeleteAcceptedAt
+	}
+	return ws
 }
 
-// lookup returns the workspace as the API knows it: from the projection,
-// or from its name reservation while the worker has not reported on it
-// yet (read-your-write), including a name re-created after a deletion.
+// lookup returns the workspace as the API knows it (read your own
+// writes): from the projection, or from its name reservation while the
+// worker has not reported on what the API accepted: a create (including
+// a name re-created after a deletion) reads provisioning, a delete reads
+// deleting.
 func (s *server) lookup(ctx context.Context, name string) (projection.Workspace, bool, error) {
 	ws, ok := s.d.Workspaces.Get(name)
-	if ok && ws.Status != events.StatusDeleted {
-		return ws, true, nil
-	}
+	live := ok && ws.Status != events.StatusDeleted
 	res, rev, err := s.d.Names.Get(ctx, name)
-	if err != nil {
+	switch {
+	case err != nil && live:
+		return ws, true, nil // the projection alone is a fair answer
+	case err != nil:
 		return ws, ok, unavailable("cannot read the workspace now", err)
-	}
-	if rev != 0 && (!ok || res.CreatedAt.After(ws.UpdatedAt)) {
+	case rev == 0:
+		return ws, ok, nil
+	case live && deleteAccepted(res, ws):
+		ws.Status, ws.UpdatedAt = events.StatusDeleting, *res.DeleteAcceptedAt
+		return ws, true, nil
+	case live:
+		return ws, true, nil
+	case !ok || res.CreatedAt.After(ws.UpdatedAt):
 		return reserved(name, res), true, nil
 	}
 	return ws, ok, nil
+}
+
+// deleteAccepted reports whether the API accepted a delete of ws that
+// the projection has no news of yet.
+func deleteAccepted(res names.Reservation, ws projection.Workspace) bool {
+	return res.DeleteAcceptedAt != nil && res.DeleteAcceptedAt.After(ws.UpdatedAt) && ws.Status != events.StatusDeleting
 }
 
 // access is what a caller needs to be allowed on a workspace.
@@ -67,7 +87,7 @@ func (s *server) authorize(ctx context.Context, p auth.Principal, name string, n
 	}
 	role := ws.RoleOf(p.Username)
 	switch {
-	case need == readAccess && role != "":
+	case need == readAccess && ws.CanRead(p.Username):
 		return ws, nil
 	case need == manageMembers && role == events.RoleAdmin:
 		return ws, nil

@@ -383,9 +383,9 @@ func TestCreateThenReadYourWriteAndProjection(t *testing.T) {
 	if got.Status != "provisioning" || got.Owner != "alice" || got.Storage != nil || got.Members == nil || got.Endpoints == nil {
 		t.Fatalf("get before events: %s", r.body)
 	}
-	// The owner is no member before the worker says so.
-	if r := s.call(req{method: "GET", path: "/workspaces/ws-alice", user: "alice"}); r.status != http.StatusForbidden {
-		t.Fatalf("owner before membership: %d", r.status)
+	// Anyone else is no member before the worker says so.
+	if r := s.call(req{method: "GET", path: "/workspaces/ws-alice", user: "bob"}); r.status != http.StatusForbidden {
+		t.Fatalf("another user before membership: %d", r.status)
 	}
 
 	s.emit("ws-alice", &events.MemberAdded{Username: "alice", Role: events.RoleAdmin})
@@ -411,6 +411,88 @@ func TestCreateThenReadYourWriteAndProjection(t *testing.T) {
 	s.call(req{method: "GET", path: "/workspaces?status=ready", user: "alice"}).json(t, &list)
 	if len(list.Items) != 1 || list.Items[0].Name != "ws-alice" || list.NextCursor != nil {
 		t.Fatalf("list: %+v", list)
+	}
+}
+
+// The default owner reads their new workspace at once, before the
+// worker has made them a member, and only until it has: once members
+// exist and they are not one (removed), they read nothing.
+func TestTheDefaultOwnerReadsTheirNewWorkspaceAtOnce(t *testing.T) {
+	s := newStack(t)
+	r := s.call(req{method: "POST", path: "/workspaces", user: "admin", body: `{"preferred_name":"mine","default_owner":"alice"}`})
+	if r.status != http.StatusAccepted {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	var got workspaceBody
+	r = s.call(req{method: "GET", path: "/workspaces/ws-mine", user: "alice"})
+	if r.status != http.StatusOK {
+		t.Fatalf("owner right after the 202: %d %s", r.status, r.body)
+	}
+	if r.json(t, &got); got.Status != events.StatusProvisioning || got.Owner != "alice" {
+		t.Fatalf("owner reads %s", r.body)
+	}
+	s.emit("ws-mine", &events.StatusChanged{Status: events.StatusProvisioning, Owner: "alice"})
+	s.waitFor("ws-mine", func(ws projection.Workspace, ok bool) bool { return ok })
+	if r := s.call(req{method: "GET", path: "/workspaces/ws-mine", user: "alice"}); r.status != http.StatusOK {
+		t.Fatalf("owner once projected: %d %s", r.status, r.body)
+	}
+	var list listBody
+	if s.call(req{method: "GET", path: "/workspaces", user: "alice"}).json(t, &list); len(list.Items) != 1 {
+		t.Fatalf("owner's list: %+v", list)
+	}
+	for _, user := range []string{"bob", ""} {
+		if r := s.call(req{method: "GET", path: "/workspaces/ws-mine", user: user}); r.status == http.StatusOK {
+			t.Fatalf("%q reads another's new workspace", user)
+		}
+	}
+	s.emit("ws-mine", &events.MemberAdded{Username: "carol", Role: events.RoleAdmin})
+	s.emit("ws-mine", &events.StatusChanged{Status: events.StatusFailed, Owner: "alice"})
+	s.waitFor("ws-mine", func(ws projection.Workspace, _ bool) bool { return ws.Status == events.StatusFailed })
+	if r := s.call(req{method: "GET", path: "/workspaces/ws-mine", user: "alice"}); r.status != http.StatusForbidden {
+		t.Fatalf("owner who is not among the members: %d", r.status)
+	}
+}
+
+// A DELETE's 202 shows at once: the next read says deleting, even while
+// the worker has not started on it, and the worker's news take over.
+func TestDeleteReadsDeletingAtOnce(t *testing.T) {
+	s := newStack(t)
+	if r := s.call(req{method: "POST", path: "/workspaces", user: "admin", body: `{"preferred_name":"gone","default_owner":"alice"}`}); r.status != http.StatusAccepted {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	s.emit("ws-gone", &events.MemberAdded{Username: "alice", Role: events.RoleAdmin})
+	s.emit("ws-gone", &events.StatusChanged{Status: events.StatusReady, Owner: "alice"})
+	s.waitFor("ws-gone", func(ws projection.Workspace, _ bool) bool { return ws.Status == events.StatusReady })
+	// A workspace made without the API has no reservation; it reads the same.
+	s.emit("ws-direct", &events.StatusChanged{Status: events.StatusReady})
+	s.waitFor("ws-direct", func(ws projection.Workspace, _ bool) bool { return ws.Status == events.StatusReady })
+	status := func(name, user string) string {
+		t.Helper()
+		var got workspaceBody
+		r := s.call(req{method: "GET", path: "/workspaces/" + name, user: user})
+		if r.status != http.StatusOK {
+			t.Fatalf("get %s: %d %s", name, r.status, r.body)
+		}
+		r.json(t, &got)
+		return got.Status
+	}
+	for _, name := range []string{"ws-gone", "ws-direct"} {
+		if r := s.call(req{method: "DELETE", path: "/workspaces/" + name, user: "admin"}); r.status != http.StatusAccepted {
+			t.Fatalf("delete %s: %d %s", name, r.status, r.body)
+		}
+		if got := status(name, "admin"); got != events.StatusDeleting {
+			t.Fatalf("%s right after the delete's 202 reads %q", name, got)
+		}
+	}
+	if got := status("ws-gone", "alice"); got != events.StatusDeleting {
+		t.Fatalf("member reads %q", got)
+	}
+	// The worker fails the delete: its news are newer than the mark.
+	s.emit("ws-gone", &events.StatusChanged{Status: events.StatusDeleting, Previous: events.StatusReady})
+	s.emit("ws-gone", &events.StatusChanged{Status: events.StatusFailed, Previous: events.StatusDeleting})
+	s.waitFor("ws-gone", func(ws projection.Workspace, _ bool) bool { return ws.Status == events.StatusFailed })
+	if got := status("ws-gone", "admin"); got != events.StatusFailed {
+		t.Fatalf("after the worker's news: %q", got)
 	}
 }
 

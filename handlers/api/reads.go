@@ -106,7 +106,7 @@ func (s *server) list(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	}
 	if !p.Admin {
 		user := p.Username
-		q.filter.Visible = func(ws *projection.Workspace) bool { return ws.RoleOf(user) != "" }
+		q.filter.Visible = func(ws *projection.Workspace) bool { return ws.CanRead(user) }
 	}
 	items, next := s.d.Workspaces.List(q.filter, q.after, q.limit)
 	body := listBody{Items: make([]summaryBody, len(items))}

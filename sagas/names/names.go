@@ -31,6 +31,10 @@ type Reservation struct {
 	Owner              string    `json:"owner,omitempty"`
 	IdempotencyKeyHash string    `json:"idempotency_key_hash,omitempty"`
 	CreatedAt          time.Time `json:"created_at"`
+	// DeleteAcceptedAt is when the API accepted a delete of the workspace
+	// (nil: none), so that reads show it deleting before the worker has
+	// said anything.
+	DeleteAcceptedAt *time.Time `json:"delete_accepted_at,omitempty"`
 }
 
 // KV keeps the reservations, one key per name.
