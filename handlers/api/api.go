@@ -308,7 +308,9 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request, _ auth.Principal
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 		defer cancel()
 		if err := s.d.Ready(ctx); err != nil {
-			return unavailable("not ready: "+err.Error(), nil)
+			e := unavailable("not ready: "+err.Error(), nil)
+			e.Expected = true // a start-up answers this until the read model is loaded
+			return e
 		}
 	}
 	writeRaw(w, http.StatusOK, []byte(`{"status":"ready"}`))

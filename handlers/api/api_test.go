@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
@@ -938,9 +939,15 @@ func TestHistoryPages(t *testing.T) {
 func TestReadinessAndMetrics(t *testing.T) {
 	s := newStack(t)
 	d := s.deps
-	d.Ready = func(context.Context) error { return errors.New("nats disconnected") }
+	d.Ready = func(context.Context) error { return errors.New("read model still loading") }
+	core, logs := observer.New(zap.DebugLevel)
+	d.Log = zap.New(core)
 	if r := s.do(s.handler(Config{}, d), req{method: "GET", path: "/readyz"}); r.status != http.StatusServiceUnavailable {
 		t.Fatalf("readyz while not ready: %d", r.status)
+	}
+	// Not ready yet is how every start begins: info, not an error.
+	if got := logs.FilterField(zap.String("path", "/readyz")).All(); len(got) != 1 || got[0].Level != zap.InfoLevel {
+		t.Fatalf("readyz 503 logged as %+v, want one entry at info", got)
 	}
 	if r := s.call(req{method: "GET", path: "/readyz"}); r.status != http.StatusOK {
 		t.Fatalf("readyz: %d", r.status)
