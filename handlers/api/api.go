@@ -27,7 +27,7 @@ type Config struct {
 	DefaultPageSize int   // list page size without ?limit; default 50
 	MaxPageSize     int   // largest ?limit; default 500
 	// AdminRole is the realm role of platform admins, who may do anything.
-	AdminRole string // default "workspace-api:admin"
+	AdminRole string // default auth.DefaultAdminRole
 	// Timeout bounds the NATS work of one request. Default 5s.
 	Timeout time.Duration
 }
@@ -37,11 +37,11 @@ const (
 	DefaultMaxBodyBytes = 64 << 10
 	DefaultPageSize     = 50
 	DefaultMaxPageSize  = 500
-	DefaultAdminRole    = "workspace-api:admin"
 	DefaultTimeout      = 5 * time.Second
 )
 
-func (c *Config) setDefaults() {
+// WithDefaults fills the zero fields.
+func (c Config) WithDefaults() Config {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -52,25 +52,26 @@ func (c *Config) setDefaults() {
 		c.MaxPageSize = DefaultMaxPageSize
 	}
 	if c.AdminRole == "" {
-		c.AdminRole = DefaultAdminRole
+		c.AdminRole = auth.DefaultAdminRole
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
+	return c
 }
 
-// Validate fills in the defaults, then reports the first field that
-// cannot work.
-func (c *Config) Validate() error {
-	c.setDefaults()
+// Validate names the first field that cannot work.
+func (c Config) Validate() error {
 	switch {
 	case c.MaxBodyBytes < 1:
 		return fmt.Errorf("max body bytes: %d must be positive", c.MaxBodyBytes)
 	case c.DefaultPageSize < 1:
 		return fmt.Errorf("default page size: %d must be positive", c.DefaultPageSize)
+	case c.AdminRole == "":
+		return errors.New("admin role: required")
 	case c.MaxPageSize < c.DefaultPageSize:
 		return fmt.Errorf("max page size: %d is below the default page size %d", c.MaxPageSize, c.DefaultPageSize)
-	case c.Timeout < 0:
+	case c.Timeout <= 0:
 		return fmt.Errorf("timeout: %s must be positive", c.Timeout)
 	}
 	return nil
@@ -152,6 +153,7 @@ const Source = "urn:eo-workspaces:api"
 
 // New returns the API's handler.
 func New(cfg Config, deps Deps) (http.Handler, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("api config: %w", err)
 	}

@@ -60,7 +60,7 @@ func testAuth() Authenticator {
 		}
 		p := auth.Principal{Subject: "id-" + tok, Username: tok}
 		if strings.HasPrefix(tok, "admin") {
-			p.RealmRoles = []string{DefaultAdminRole}
+			p.RealmRoles = []string{auth.DefaultAdminRole}
 		}
 		return p, nil
 	})
@@ -968,11 +968,11 @@ func TestReadinessAndMetrics(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	c := Config{}
+	c := Config{}.WithDefaults()
 	if err := c.Validate(); err != nil || c.MaxBodyBytes != 64<<10 || c.DefaultPageSize != 50 || c.MaxPageSize != 500 || c.AdminRole != "workspace-api:admin" {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
-	bad := Config{DefaultPageSize: 100, MaxPageSize: 10}
+	bad := Config{DefaultPageSize: 100, MaxPageSize: 10}.WithDefaults()
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "max page size") {
 		t.Fatalf("max below default: %v", err)
 	}
