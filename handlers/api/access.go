@@ -5,17 +5,17 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/eo-workspaces/provisioner/auth"
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/handlers/auth"
-	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/readmodel"
 	"github.com/eo-workspaces/provisioner/sagas/names"
 )
 
 // reserved is what a reservation tells before the worker has said
 // anything: the workspace is being provisioned, or deleted if the API
 // has accepted that since.
-func reserved(name string, res names.Reservation) projection.Workspace {
-	ws := projection.Workspace{Name: name, Status: events.StatusProvisioning, Owner: res.Owner,
+func reserved(name string, res names.Reservation) readmodel.Workspace {
+	ws := readmodel.Workspace{Name: name, Status: events.StatusProvisioning, Owner: res.Owner,
 		CreatedAt: res.CreatedAt, UpdatedAt: res.CreatedAt}
 	if res.DeleteAcceptedAt != nil {
 		ws.Status, ws.UpdatedAt = events.StatusDeleting, *res.DeleteAcceptedAt
@@ -28,7 +28,7 @@ func reserved(name string, res names.Reservation) projection.Workspace {
 // worker has not reported on what the API accepted: a create (including
 // a name re-created after a deletion) reads provisioning, a delete reads
 // deleting.
-func (s *server) lookup(ctx context.Context, name string) (projection.Workspace, bool, error) {
+func (s *server) lookup(ctx context.Context, name string) (readmodel.Workspace, bool, error) {
 	ws, ok := s.d.Workspaces.Get(name)
 	live := ok && ws.Status != events.StatusDeleted
 	res, rev, err := s.d.Names.Get(ctx, name)
@@ -52,7 +52,7 @@ func (s *server) lookup(ctx context.Context, name string) (projection.Workspace,
 
 // deleteAccepted reports whether the API accepted a delete of ws that
 // the projection has no news of yet.
-func deleteAccepted(res names.Reservation, ws projection.Workspace) bool {
+func deleteAccepted(res names.Reservation, ws readmodel.Workspace) bool {
 	return res.DeleteAcceptedAt != nil && res.DeleteAcceptedAt.After(ws.UpdatedAt) && ws.Status != events.StatusDeleting
 }
 
@@ -71,9 +71,9 @@ const (
 // not, gets 404 for a workspace that does not exist and 403 for one they
 // may not touch (names are derived from public preferred names, so their
 // existence is no secret; the EOEPCA API answers the same way).
-func (s *server) authorize(ctx context.Context, p auth.Principal, name string, need access) (projection.Workspace, error) {
+func (s *server) authorize(ctx context.Context, p auth.Principal, name string, need access) (readmodel.Workspace, error) {
 	if err := validName(name); err != nil {
-		return projection.Workspace{}, err
+		return readmodel.Workspace{}, err
 	}
 	ws, ok, err := s.lookup(ctx, name)
 	if err != nil {

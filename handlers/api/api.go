@@ -1,6 +1,3 @@
-// Package api is the HTTP command API: it validates requests, turns them
-// into workspace commands on JetStream and answers 202 at once; reads are
-// answered from the projection.
 package api
 
 import (
@@ -15,9 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/eo-workspaces/provisioner/auth"
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/handlers/auth"
-	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/readmodel"
 	"github.com/eo-workspaces/provisioner/sagas/names"
 )
 
@@ -82,14 +79,15 @@ type Publisher interface {
 	Publish(ctx context.Context, env events.Envelope) (events.Published, error)
 }
 
-// Workspaces is the read model (*projection.Reader).
+// Workspaces is the read model (*readmodel.Reader).
 type Workspaces interface {
-	Get(name string) (projection.Workspace, bool)
-	List(f projection.Filter, cursor string, limit int) ([]projection.Workspace, string)
+	Get(name string) (readmodel.Workspace, bool)
+	List(f readmodel.Filter, cursor string, limit int) ([]readmodel.Workspace, string)
 }
 
-// Credentials returns a ready workspace's storage credentials, the keys of
-// CONTRACT.md; (nil, nil) when there are none yet.
+// Credentials returns a ready workspace's storage credentials, the keys
+// openapi.yaml lists under storage.credentials; (nil, nil) when there are
+// none yet.
 type Credentials interface {
 	Credentials(ctx context.Context, workspace string) (map[string]string, error)
 }

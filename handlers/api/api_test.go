@@ -18,10 +18,11 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/eo-workspaces/provisioner/auth"
 	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/handlers/auth"
 	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/readmodel"
 	"github.com/eo-workspaces/provisioner/sagas/names"
 	"github.com/eo-workspaces/provisioner/schemas"
 )
@@ -37,7 +38,7 @@ type stack struct {
 	names  jetstream.KeyValue
 	idem   jetstream.KeyValue
 	proj   jetstream.KeyValue
-	reader *projection.Reader
+	reader *readmodel.Reader
 	deps   Deps
 	h      http.Handler
 }
@@ -85,7 +86,7 @@ func newStack(t *testing.T) *stack {
 	}
 	done := make(chan struct{}, 2)
 	go func() { _ = projector.Run(ctx); done <- struct{}{} }()
-	s.reader = projection.NewReader(zap.NewNop())
+	s.reader = readmodel.NewReader(zap.NewNop())
 	go func() { _ = s.reader.Run(ctx, b.JS); done <- struct{}{} }()
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	<-s.reader.Ready()
@@ -214,7 +215,7 @@ func (s *stack) emit(name string, data events.Payload) {
 }
 
 // put writes a workspace straight into the read model.
-func (s *stack) put(ws projection.Workspace) {
+func (s *stack) put(ws readmodel.Workspace) {
 	s.t.Helper()
 	if ws.CreatedAt.IsZero() {
 		ws.CreatedAt = time.Now().UTC()
@@ -227,7 +228,7 @@ func (s *stack) put(ws projection.Workspace) {
 }
 
 // waitFor polls the read model until cond holds for the workspace.
-func (s *stack) waitFor(name string, cond func(projection.Workspace, bool) bool) {
+func (s *stack) waitFor(name string, cond func(readmodel.Workspace, bool) bool) {
 	s.t.Helper()
 	eventually(s.t, fmt.Sprintf("read model of %s", name), func() bool {
 		ws, ok := s.reader.Get(name)
@@ -246,15 +247,15 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func member(user, role string) projection.Member {
-	return projection.Member{Username: user, Role: role}
+func member(user, role string) readmodel.Member {
+	return readmodel.Member{Username: user, Role: role}
 }
 
 func TestBadInputPublishesNothing(t *testing.T) {
 	s := newStack(t)
-	s.put(projection.Workspace{Name: "ws-a", Status: events.StatusReady, Owner: "owner",
-		Members: []projection.Member{member("owner", events.RoleAdmin)}})
-	s.waitFor("ws-a", func(_ projection.Workspace, ok bool) bool { return ok })
+	s.put(readmodel.Workspace{Name: "ws-a", Status: events.StatusReady, Owner: "owner",
+		Members: []readmodel.Member{member("owner", events.RoleAdmin)}})
+	s.waitFor("ws-a", func(_ readmodel.Workspace, ok bool) bool { return ok })
 	small := s.handler(Config{MaxBodyBytes: 100}, s.deps)
 	big := `{"preferred_name":"` + strings.Repeat("x", 200) + `","default_owner":"u"}`
 	create := func(body string) req { return req{method: "POST", path: "/workspaces", user: "admin", body: body} }
@@ -392,7 +393,7 @@ func TestCreateThenReadYourWriteAndProjection(t *testing.T) {
 	s.emit("ws-alice", &events.MemberAdded{Username: "alice", Role: events.RoleAdmin})
 	s.emit("ws-alice", &events.StatusChanged{Status: events.StatusReady, Previous: events.StatusProvisioning, Owner: "alice",
 		Storage: &events.Storage{Bucket: "ws-alice", Endpoint: "http://127.0.0.1:9000", Region: "us-east-1"}})
-	s.waitFor("ws-alice", func(ws projection.Workspace, _ bool) bool { return ws.Status == events.StatusReady })
+	s.waitFor("ws-alice", func(ws readmodel.Workspace, _ bool) bool { return ws.Status == events.StatusReady })
 
 	r = s.call(req{method: "GET", path: "/workspaces/ws-alice", user: "alice"})
 	if r.status != http.StatusOK {
@@ -433,7 +434,7 @@ func TestTheDefaultOwnerReadsTheirNewWorkspaceAtOnce(t *testing.T) {
 		t.Fatalf("owner reads %s", r.body)
 	}
 	s.emit("ws-mine", &events.StatusChanged{Status: events.StatusProvisioning, Owner: "alice"})
-	s.waitFor("ws-mine", func(ws projection.Workspace, ok bool) bool { return ok })
+	s.waitFor("ws-mine", func(ws readmodel.Workspace, ok bool) bool { return ok })
 	if r := s.call(req{method: "GET", path: "/workspaces/ws-mine", user: "alice"}); r.status != http.StatusOK {
 		t.Fatalf("owner once projected: %d %s", r.status, r.body)
 	}
@@ -448,7 +449,7 @@ func TestTheDefaultOwnerReadsTheirNewWorkspaceAtOnce(t *testing.T) {
 	}
 	s.emit("ws-mine", &events.MemberAdded{Username: "carol", Role: events.RoleAdmin})
 	s.emit("ws-mine", &events.StatusChanged{Status: events.StatusFailed, Owner: "alice"})
-	s.waitFor("ws-mine", func(ws projection.Workspace, _ bool) bool { return ws.Status == events.StatusFailed })
+	s.waitFor("ws-mine", func(ws readmodel.Workspace, _ bool) bool { return ws.Status == events.StatusFailed })
 	if r := s.call(req{method: "GET", path: "/workspaces/ws-mine", user: "alice"}); r.status != http.StatusForbidden {
 		t.Fatalf("owner who is not among the members: %d", r.status)
 	}
@@ -463,10 +464,10 @@ func TestDeleteReadsDeletingAtOnce(t *testing.T) {
 	}
 	s.emit("ws-gone", &events.MemberAdded{Username: "alice", Role: events.RoleAdmin})
 	s.emit("ws-gone", &events.StatusChanged{Status: events.StatusReady, Owner: "alice"})
-	s.waitFor("ws-gone", func(ws projection.Workspace, _ bool) bool { return ws.Status == events.StatusReady })
+	s.waitFor("ws-gone", func(ws readmodel.Workspace, _ bool) bool { return ws.Status == events.StatusReady })
 	// A workspace made without the API has no reservation; it reads the same.
 	s.emit("ws-direct", &events.StatusChanged{Status: events.StatusReady})
-	s.waitFor("ws-direct", func(ws projection.Workspace, _ bool) bool { return ws.Status == events.StatusReady })
+	s.waitFor("ws-direct", func(ws readmodel.Workspace, _ bool) bool { return ws.Status == events.StatusReady })
 	status := func(name, user string) string {
 		t.Helper()
 		var got workspaceBody
@@ -491,7 +492,7 @@ func TestDeleteReadsDeletingAtOnce(t *testing.T) {
 	// The worker fails the delete: its news are newer than the mark.
 	s.emit("ws-gone", &events.StatusChanged{Status: events.StatusDeleting, Previous: events.StatusReady})
 	s.emit("ws-gone", &events.StatusChanged{Status: events.StatusFailed, Previous: events.StatusDeleting})
-	s.waitFor("ws-gone", func(ws projection.Workspace, _ bool) bool { return ws.Status == events.StatusFailed })
+	s.waitFor("ws-gone", func(ws readmodel.Workspace, _ bool) bool { return ws.Status == events.StatusFailed })
 	if got := status("ws-gone", "admin"); got != events.StatusFailed {
 		t.Fatalf("after the worker's news: %q", got)
 	}
@@ -499,9 +500,9 @@ func TestDeleteReadsDeletingAtOnce(t *testing.T) {
 
 func TestFailedWorkspaceShowsErrorAndRetries(t *testing.T) {
 	s := newStack(t)
-	s.put(projection.Workspace{Name: "ws-f", Status: events.StatusFailed, LastError: "minio down", FailedStep: "create_bucket"})
-	s.put(projection.Workspace{Name: "ws-ok", Status: events.StatusReady, LastError: "stale", FailedStep: "stale"})
-	s.waitFor("ws-ok", func(_ projection.Workspace, ok bool) bool { return ok })
+	s.put(readmodel.Workspace{Name: "ws-f", Status: events.StatusFailed, LastError: "minio down", FailedStep: "create_bucket"})
+	s.put(readmodel.Workspace{Name: "ws-ok", Status: events.StatusReady, LastError: "stale", FailedStep: "stale"})
+	s.waitFor("ws-ok", func(_ readmodel.Workspace, ok bool) bool { return ok })
 	var got map[string]any
 	s.call(req{method: "GET", path: "/workspaces/ws-f", user: "admin"}).json(t, &got)
 	if got["last_error"] != "minio down" || got["failed_step"] != "create_bucket" {
@@ -659,7 +660,7 @@ func TestNameReusedAfterDeletion(t *testing.T) {
 		t.Fatalf("create: %d %s", r.status, r.body)
 	}
 	s.emit("ws-again", &events.StatusChanged{Status: events.StatusReady})
-	s.waitFor("ws-again", func(ws projection.Workspace, _ bool) bool { return ws.Status == events.StatusReady })
+	s.waitFor("ws-again", func(ws readmodel.Workspace, _ bool) bool { return ws.Status == events.StatusReady })
 	if r := s.call(create); r.status != http.StatusConflict {
 		t.Fatalf("create over a live workspace: %d", r.status)
 	}
@@ -670,7 +671,7 @@ func TestNameReusedAfterDeletion(t *testing.T) {
 		t.Fatalf("delete data %s", env.Data)
 	}
 	s.emit("ws-again", &events.StatusChanged{Status: events.StatusDeleted})
-	s.waitFor("ws-again", func(ws projection.Workspace, _ bool) bool { return ws.Status == events.StatusDeleted })
+	s.waitFor("ws-again", func(ws readmodel.Workspace, _ bool) bool { return ws.Status == events.StatusDeleted })
 	if r := s.call(req{method: "DELETE", path: "/workspaces/ws-again", user: "admin"}); r.status != http.StatusConflict {
 		t.Fatalf("delete of a deleted workspace: %d", r.status)
 	}
@@ -691,7 +692,7 @@ func TestNameReusedAfterDeletion(t *testing.T) {
 func TestCreateOverWorkspaceMadeWithoutTheAPI(t *testing.T) {
 	s := newStack(t)
 	s.emit("ws-direct", &events.StatusChanged{Status: events.StatusProvisioning})
-	s.waitFor("ws-direct", func(_ projection.Workspace, ok bool) bool { return ok })
+	s.waitFor("ws-direct", func(_ readmodel.Workspace, ok bool) bool { return ok })
 	r := s.call(req{method: "POST", path: "/workspaces", user: "admin", body: `{"preferred_name":"direct","default_owner":"u"}`})
 	if r.status != http.StatusConflict {
 		t.Fatalf("create: %d %s", r.status, r.body)
@@ -733,9 +734,9 @@ func TestPaginationWalksEveryWorkspace(t *testing.T) {
 	var mine []string
 	for i := range total {
 		name := fmt.Sprintf("ws-p%03d", i)
-		ws := projection.Workspace{Name: name, Status: events.StatusReady, Owner: "o"}
+		ws := readmodel.Workspace{Name: name, Status: events.StatusReady, Owner: "o"}
 		if i%3 == 0 {
-			ws.Members = []projection.Member{member("carol", events.RoleAccess)}
+			ws.Members = []readmodel.Member{member("carol", events.RoleAccess)}
 			mine = append(mine, name)
 		}
 		s.put(ws)
@@ -785,11 +786,11 @@ func TestPaginationWalksEveryWorkspace(t *testing.T) {
 
 func TestAuthorization(t *testing.T) {
 	s := newStack(t)
-	s.put(projection.Workspace{Name: "ws-a", Status: events.StatusFailed, Owner: "owner",
-		Members: []projection.Member{member("owner", events.RoleAdmin), member("reader", events.RoleAccess)}})
-	s.put(projection.Workspace{Name: "ws-b", Status: events.StatusReady, Owner: "other",
-		Members: []projection.Member{member("other", events.RoleAdmin)}})
-	s.waitFor("ws-b", func(_ projection.Workspace, ok bool) bool { return ok })
+	s.put(readmodel.Workspace{Name: "ws-a", Status: events.StatusFailed, Owner: "owner",
+		Members: []readmodel.Member{member("owner", events.RoleAdmin), member("reader", events.RoleAccess)}})
+	s.put(readmodel.Workspace{Name: "ws-b", Status: events.StatusReady, Owner: "other",
+		Members: []readmodel.Member{member("other", events.RoleAdmin)}})
+	s.waitFor("ws-b", func(_ readmodel.Workspace, ok bool) bool { return ok })
 	users := []string{"admin", "owner", "reader", "stranger"}
 	routes := []struct {
 		rq   req
@@ -843,12 +844,12 @@ func TestRemovedMemberLosesAccessAtOnce(t *testing.T) {
 	s := newStack(t)
 	s.emit("ws-m", &events.StatusChanged{Status: events.StatusReady, Owner: "owner"})
 	s.emit("ws-m", &events.MemberAdded{Username: "bob", Role: events.RoleAccess})
-	s.waitFor("ws-m", func(ws projection.Workspace, _ bool) bool { return ws.RoleOf("bob") != "" })
+	s.waitFor("ws-m", func(ws readmodel.Workspace, _ bool) bool { return ws.RoleOf("bob") != "" })
 	if r := s.call(req{method: "GET", path: "/workspaces/ws-m", user: "bob"}); r.status != http.StatusOK {
 		t.Fatalf("member: %d", r.status)
 	}
 	s.emit("ws-m", &events.MemberRemoved{Username: "bob"})
-	s.waitFor("ws-m", func(ws projection.Workspace, _ bool) bool { return ws.RoleOf("bob") == "" })
+	s.waitFor("ws-m", func(ws readmodel.Workspace, _ bool) bool { return ws.RoleOf("bob") == "" })
 	if r := s.call(req{method: "GET", path: "/workspaces/ws-m", user: "bob"}); r.status != http.StatusForbidden {
 		t.Fatalf("removed member: %d", r.status)
 	}
@@ -856,9 +857,9 @@ func TestRemovedMemberLosesAccessAtOnce(t *testing.T) {
 
 func TestMembersCommands(t *testing.T) {
 	s := newStack(t)
-	s.put(projection.Workspace{Name: "ws-a", Status: events.StatusReady, Members: []projection.Member{member("owner", events.RoleAdmin)}})
-	s.put(projection.Workspace{Name: "ws-gone", Status: events.StatusDeleting})
-	s.waitFor("ws-gone", func(_ projection.Workspace, ok bool) bool { return ok })
+	s.put(readmodel.Workspace{Name: "ws-a", Status: events.StatusReady, Members: []readmodel.Member{member("owner", events.RoleAdmin)}})
+	s.put(readmodel.Workspace{Name: "ws-gone", Status: events.StatusDeleting})
+	s.waitFor("ws-gone", func(_ readmodel.Workspace, ok bool) bool { return ok })
 	r := s.call(req{method: "POST", path: "/workspaces/ws-a/members", user: "owner", body: `{"username":"bob"}`})
 	if r.status != http.StatusAccepted {
 		t.Fatalf("add: %d %s", r.status, r.body)
@@ -886,7 +887,7 @@ func TestHistoryPages(t *testing.T) {
 	}
 	s.emit("ws-h", &events.StatusChanged{Status: events.StatusProvisioning, Owner: "owner"})
 	s.emit("ws-h", &events.MemberAdded{Username: "owner", Role: events.RoleAdmin})
-	s.waitFor("ws-h", func(ws projection.Workspace, _ bool) bool { return ws.RoleOf("owner") != "" })
+	s.waitFor("ws-h", func(ws readmodel.Workspace, _ bool) bool { return ws.RoleOf("owner") != "" })
 	if r := s.call(req{method: "POST", path: "/workspaces/ws-h/members", user: "owner", body: `{"username":"bob"}`}); r.status != http.StatusAccepted {
 		t.Fatalf("add: %d", r.status)
 	}

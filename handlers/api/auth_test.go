@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/eo-workspaces/provisioner/handlers/auth"
+	"github.com/eo-workspaces/provisioner/auth"
 	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/readmodel"
 	"github.com/eo-workspaces/provisioner/sagas/names"
 )
 
@@ -85,7 +85,7 @@ func nameTaken(name string) error {
 // worker is busy with something else. A workspace made without the API
 // has no reservation: the mark makes one, which release_name removes
 // with the rest, or a later create takes over.
-func (s *server) markDeleting(ctx context.Context, ws projection.Workspace, at time.Time) error {
+func (s *server) markDeleting(ctx context.Context, ws readmodel.Workspace, at time.Time) error {
 	for range 3 {
 		res, rev, err := s.d.Names.Get(ctx, ws.Name)
 		if err != nil {

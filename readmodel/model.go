@@ -1,7 +1,4 @@
-// Package projection folds the WORKSPACE_EVENTS stream into a read model,
-// one JetStream KV entry per workspace, and serves it to queries from an
-// in-memory copy kept current by a KV watch.
-package projection
+package readmodel
 
 import (
 	"slices"
