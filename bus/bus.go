@@ -1,6 +1,3 @@
-// Package bus connects the process to NATS JetStream: by default an
-// embedded nats-server with JetStream on a file store, or an external
-// server or cluster given by URL.
 package bus
 
 import (
@@ -32,6 +29,17 @@ type Config struct {
 	ReadyTimeout time.Duration
 }
 
+// DefaultReadyTimeout bounds the wait for the embedded server.
+const DefaultReadyTimeout = 30 * time.Second
+
+// WithDefaults fills the zero fields.
+func (c Config) WithDefaults() Config {
+	if c.ReadyTimeout == 0 {
+		c.ReadyTimeout = DefaultReadyTimeout
+	}
+	return c
+}
+
 // Validate reports a configuration that cannot work, naming the field.
 func (c Config) Validate() error {
 	if c.URL == "" && c.DataDir == "" {
@@ -54,11 +62,9 @@ type Bus struct {
 
 // Connect starts the embedded server if configured and connects to it.
 func Connect(ctx context.Context, cfg Config, log *zap.Logger) (*Bus, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if cfg.ReadyTimeout == 0 {
-		cfg.ReadyTimeout = 30 * time.Second
 	}
 	opts := []nats.Option{
 		nats.Name(cfg.Name),

@@ -36,22 +36,32 @@ type TopologyConfig struct {
 	IdempotencyTTL time.Duration
 }
 
-func (c TopologyConfig) withDefaults() TopologyConfig {
+// Defaults of TopologyConfig.
+const (
+	DefaultReplicas        = 1
+	DefaultDuplicateWindow = 10 * time.Minute
+	DefaultIdempotencyTTL  = 24 * time.Hour
+)
+
+// WithDefaults fills the zero fields.
+func (c TopologyConfig) WithDefaults() TopologyConfig {
 	if c.Replicas == 0 {
-		c.Replicas = 1
+		c.Replicas = DefaultReplicas
 	}
 	if c.DuplicateWindow == 0 {
-		c.DuplicateWindow = 10 * time.Minute
+		c.DuplicateWindow = DefaultDuplicateWindow
 	}
 	if c.IdempotencyTTL == 0 {
-		c.IdempotencyTTL = 24 * time.Hour
+		c.IdempotencyTTL = DefaultIdempotencyTTL
 	}
 	return c
 }
 
 // Validate reports a configuration the server would refuse.
 func (c TopologyConfig) Validate() error {
-	c = c.withDefaults()
+	if c.IdempotencyTTL < time.Second {
+		return fmt.Errorf("idempotency ttl: %s is too short", c.IdempotencyTTL)
+	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		return fmt.Errorf("replicas: %d is outside 1..5", c.Replicas)
 	}
@@ -63,7 +73,7 @@ func (c TopologyConfig) Validate() error {
 
 // StreamConfigs returns the configuration of every stream we own.
 func StreamConfigs(c TopologyConfig) []jetstream.StreamConfig {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	base := func(name, desc, subjects string) jetstream.StreamConfig {
 		return jetstream.StreamConfig{
 			Name:        name,
@@ -86,7 +96,7 @@ func StreamConfigs(c TopologyConfig) []jetstream.StreamConfig {
 
 // KVConfigs returns the configuration of every KV bucket we own.
 func KVConfigs(c TopologyConfig) []jetstream.KeyValueConfig {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	kv := func(name, desc string, ttl time.Duration, history uint8) jetstream.KeyValueConfig {
 		return jetstream.KeyValueConfig{
 			Bucket:      name,
@@ -109,6 +119,7 @@ func KVConfigs(c TopologyConfig) []jetstream.KeyValueConfig {
 // EnsureTopology creates or updates every stream and KV bucket. It never
 // deletes or purges: running it at every start-up is safe.
 func EnsureTopology(ctx context.Context, js jetstream.JetStream, c TopologyConfig) error {
+	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("topology config: %w", err)
 	}

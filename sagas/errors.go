@@ -1,5 +1,3 @@
-// Package sagas runs workspace provisioning as sagas: ordered, idempotent
-// steps against Keycloak and MinIO whose progress survives crashes.
 package sagas
 
 import (

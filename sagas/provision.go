@@ -44,9 +44,9 @@ func NewProvisioner(d ProvisionerDeps, endpoint, region string) (*Provisioner, e
 	return &Provisioner{d: d, endpoint: endpoint, region: region}, nil
 }
 
-// Create builds a workspace as CONTRACT.md "What a workspace is made of"
-// lists it: a Keycloak client with two client roles, the owner holding
-// ws_admin; a bucket, a policy for that bucket only, credentials bound to it.
+// Create builds a workspace as the README's first lines describe it: a
+// Keycloak client with two client roles, the owner holding ws_admin; a
+// bucket, a policy for that bucket only, credentials bound to it.
 func (p *Provisioner) Create() Saga {
 	return Saga{Name: SagaCreate, Running: events.StatusProvisioning, Steps: p.createSteps(), Done: p.ready}
 }

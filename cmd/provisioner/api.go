@@ -8,10 +8,10 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/eo-workspaces/provisioner/auth"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/api"
-	"github.com/eo-workspaces/provisioner/handlers/auth"
-	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/readmodel"
 	"github.com/eo-workspaces/provisioner/sagas/names"
 	"github.com/eo-workspaces/provisioner/sagas/secrets"
 )
@@ -42,7 +42,7 @@ func (s *system) startAPI(ctx context.Context, g *errgroup.Group) error {
 	if err != nil {
 		return err
 	}
-	reader := projection.NewReader(s.log.Named("reader"))
+	reader := readmodel.NewReader(s.log.Named("reader"))
 	g.Go(func() error { return reader.Run(ctx, js) })
 	ready := func(context.Context) error {
 		if !s.bus.Healthy() {

@@ -9,6 +9,12 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/eo-workspaces/provisioner/auth"
+	"github.com/eo-workspaces/provisioner/events"
+	"github.com/eo-workspaces/provisioner/handlers/worker"
+	"github.com/eo-workspaces/provisioner/sagas"
+	"github.com/eo-workspaces/provisioner/sagas/objectstore"
 )
 
 // envPrefix names every environment variable that sets a flag:
@@ -62,23 +68,23 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.LogJSON, "log-json", true, "JSON logs (false: human-readable console logs)")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS server or cluster; empty runs an embedded server")
 	fs.StringVar(&c.NATSListen, "nats-listen", "", "client address of the embedded NATS server (host:port); empty: in-process only")
-	fs.IntVar(&c.Replicas, "nats-replicas", 1, "stream and KV replicas (3 on a cluster)")
+	fs.IntVar(&c.Replicas, "nats-replicas", events.DefaultReplicas, "stream and KV replicas (3 on a cluster)")
 	fs.StringVar(&c.KeycloakURL, "keycloak-url", "", "Keycloak base URL, without /auth")
 	fs.StringVar(&c.KeycloakRealm, "keycloak-realm", "eoepca", "realm of the workspaces")
 	fs.StringVar(&c.KeycloakClientID, "keycloak-client-id", "workspace-worker", "confidential client the worker logs in with")
 	fs.StringVar(&c.KeycloakClientSecret, "keycloak-client-secret", "", "its secret")
 	fs.StringVar(&c.OIDCAudience, "oidc-audience", "workspace-api", "audience API tokens must carry")
-	fs.StringVar(&c.AdminRole, "admin-role", "workspace-api:admin", "realm role of platform admins")
+	fs.StringVar(&c.AdminRole, "admin-role", auth.DefaultAdminRole, "realm role of platform admins")
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", false, "accept every API call as a platform admin (tests and demos only)")
 	fs.StringVar(&c.S3Endpoint, "s3-endpoint", "", "MinIO endpoint URL, e.g. http://127.0.0.1:9000")
-	fs.StringVar(&c.S3Region, "s3-region", "us-east-1", "region reported with the credentials")
+	fs.StringVar(&c.S3Region, "s3-region", objectstore.DefaultRegion, "region reported with the credentials")
 	fs.StringVar(&c.S3PublicURL, "s3-public-url", "", "endpoint URL given to users (default: --s3-endpoint)")
 	fs.StringVar(&c.MinIOAccessKey, "minio-access-key", "", "MinIO admin access key")
 	fs.StringVar(&c.MinIOSecretKey, "minio-secret-key", "", "MinIO admin secret key")
 	fs.StringVar(&c.SecretKey, "secret-key", "", "passphrase that encrypts stored credentials at rest")
-	fs.IntVar(&c.Concurrency, "concurrency", 8, "workspaces provisioned in parallel")
+	fs.IntVar(&c.Concurrency, "concurrency", worker.DefaultConcurrency, "workspaces provisioned in parallel")
 	fs.StringVar(&c.WorkerID, "worker-id", "", "this worker's name in saga leases, unique among live workers; a restart under the same name resumes its sagas at once instead of after the lease expires (default: hostname plus a random suffix)")
-	fs.DurationVar(&c.MaxRetryElapsed, "max-retry-elapsed", 5*time.Minute, "how long a step retries a provider outage before the saga fails")
+	fs.DurationVar(&c.MaxRetryElapsed, "max-retry-elapsed", sagas.DefaultMaxRetryElapsed, "how long a step retries a provider outage before the saga fails")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight work")
 }
 

@@ -1,6 +1,3 @@
-// Package api is the HTTP command API: it validates requests, turns them
-// into workspace commands on JetStream and answers 202 at once; reads are
-// answered from the projection.
 package api
 
 import (
@@ -15,9 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/eo-workspaces/provisioner/auth"
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/handlers/auth"
-	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/readmodel"
 	"github.com/eo-workspaces/provisioner/sagas/names"
 )
 
@@ -27,7 +24,7 @@ type Config struct {
 	DefaultPageSize int   // list page size without ?limit; default 50
 	MaxPageSize     int   // largest ?limit; default 500
 	// AdminRole is the realm role of platform admins, who may do anything.
-	AdminRole string // default "workspace-api:admin"
+	AdminRole string // default auth.DefaultAdminRole
 	// Timeout bounds the NATS work of one request. Default 5s.
 	Timeout time.Duration
 }
@@ -37,11 +34,11 @@ const (
 	DefaultMaxBodyBytes = 64 << 10
 	DefaultPageSize     = 50
 	DefaultMaxPageSize  = 500
-	DefaultAdminRole    = "workspace-api:admin"
 	DefaultTimeout      = 5 * time.Second
 )
 
-func (c *Config) setDefaults() {
+// WithDefaults fills the zero fields.
+func (c Config) WithDefaults() Config {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -52,25 +49,26 @@ func (c *Config) setDefaults() {
 		c.MaxPageSize = DefaultMaxPageSize
 	}
 	if c.AdminRole == "" {
-		c.AdminRole = DefaultAdminRole
+		c.AdminRole = auth.DefaultAdminRole
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
+	return c
 }
 
-// Validate fills in the defaults, then reports the first field that
-// cannot work.
-func (c *Config) Validate() error {
-	c.setDefaults()
+// Validate names the first field that cannot work.
+func (c Config) Validate() error {
 	switch {
 	case c.MaxBodyBytes < 1:
 		return fmt.Errorf("max body bytes: %d must be positive", c.MaxBodyBytes)
 	case c.DefaultPageSize < 1:
 		return fmt.Errorf("default page size: %d must be positive", c.DefaultPageSize)
+	case c.AdminRole == "":
+		return errors.New("admin role: required")
 	case c.MaxPageSize < c.DefaultPageSize:
 		return fmt.Errorf("max page size: %d is below the default page size %d", c.MaxPageSize, c.DefaultPageSize)
-	case c.Timeout < 0:
+	case c.Timeout <= 0:
 		return fmt.Errorf("timeout: %s must be positive", c.Timeout)
 	}
 	return nil
@@ -81,15 +79,15 @@ type Publisher interface {
 	Publish(ctx context.Context, env events.Envelope) (events.Published, error)
 }
 
-// Workspaces is the read model (*projection.Reader).
+// Workspaces is the read model (*readmodel.Reader).
 type Workspaces interface {
-	Get(name string) (projection.Workspace, bool)
-	List(f projection.Filter, cursor string, limit int) ([]projection.Workspace, string)
+	Get(name string) (readmodel.Workspace, bool)
+	List(f readmodel.Filter, cursor string, limit int) ([]readmodel.Workspace, string)
 }
 
 // Credentials returns a member's storage credentials in a ready
-// workspace, the keys of the README's storage block; (nil, nil) when
-// they hold none (yet).
+// workspace, the keys openapi.yaml lists under storage.credentials;
+// (nil, nil) when they hold none (yet).
 type Credentials interface {
 	MemberCredentials(ctx context.Context, workspace, username string) (map[string]string, error)
 }
@@ -154,6 +152,7 @@ const Source = "urn:eo-workspaces:api"
 
 // New returns the API's handler.
 func New(cfg Config, deps Deps) (http.Handler, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("api config: %w", err)
 	}
@@ -312,7 +311,9 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request, _ auth.Principal
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 		defer cancel()
 		if err := s.d.Ready(ctx); err != nil {
-			return unavailable("not ready: "+err.Error(), nil)
+			e := unavailable("not ready: "+err.Error(), nil)
+			e.Expected = true // a start-up answers this until the read model is loaded
+			return e
 		}
 	}
 	writeRaw(w, http.StatusOK, []byte(`{"status":"ready"}`))

@@ -16,11 +16,13 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/eo-workspaces/provisioner/auth"
 	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/handlers/auth"
 	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/readmodel"
 	"github.com/eo-workspaces/provisioner/sagas/names"
 	"github.com/eo-workspaces/provisioner/schemas"
 )
@@ -36,7 +38,7 @@ type stack struct {
 	names  jetstream.KeyValue
 	idem   jetstream.KeyValue
 	proj   jetstream.KeyValue
-	reader *projection.Reader
+	reader *readmodel.Reader
 	deps   Deps
 	h      http.Handler
 }
@@ -62,7 +64,7 @@ func testAuth() Authenticator {
 		}
 		p := auth.Principal{Subject: "id-" + tok, Username: tok}
 		if strings.HasPrefix(tok, "admin") {
-			p.RealmRoles = []string{DefaultAdminRole}
+			p.RealmRoles = []string{auth.DefaultAdminRole}
 		}
 		return p, nil
 	})
@@ -87,7 +89,7 @@ func newStack(t *testing.T) *stack {
 	}
 	done := make(chan struct{}, 2)
 	go func() { _ = projector.Run(ctx); done <- struct{}{} }()
-	s.reader = projection.NewReader(zap.NewNop())
+	s.reader = readmodel.NewReader(zap.NewNop())
 	go func() { _ = s.reader.Run(ctx, b.JS); done <- struct{}{} }()
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	<-s.reader.Ready()
@@ -216,7 +218,7 @@ func (s *stack) emit(name string, data events.Payload) {
 }
 
 // put writes a workspace straight into the read model.
-func (s *stack) put(ws projection.Workspace) {
+func (s *stack) put(ws readmodel.Workspace) {
 	s.t.Helper()
 	if ws.CreatedAt.IsZero() {
 		ws.CreatedAt = time.Now().UTC()
@@ -229,7 +231,7 @@ func (s *stack) put(ws projection.Workspace) {
 }
 
 // waitFor polls the read model until cond holds for the workspace.
-func (s *stack) waitFor(name string, cond func(projection.Workspace, bool) bool) {
+func (s *stack) waitFor(name string, cond func(readmodel.Workspace, bool) bool) {
 	s.t.Helper()
 	eventually(s.t, fmt.Sprintf("read model of %s", name), func() bool {
 		ws, ok := s.reader.Get(name)
@@ -248,15 +250,15 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func member(user, role string) projection.Member {
-	return projection.Member{Username: user, Role: role}
+func member(user, role string) readmodel.Member {
+	return readmodel.Member{Username: user, Role: role}
 }
 
 func TestBadInputPublishesNothing(t *testing.T) {
 	s := newStack(t)
-	s.put(projection.Workspace{Name: "ws-a", Status: events.StatusReady, Owner: "owner",
-		Members: []projection.Member{member("owner", events.RoleAdmin)}})
-	s.waitFor("ws-a", func(_ projection.Workspace, ok bool) bool { return ok })
+	s.put(readmodel.Workspace{Name: "ws-a", Status: events.StatusReady, Owner: "owner",
+		Members: []readmodel.Member{member("owner", events.RoleAdmin)}})
+	s.waitFor("ws-a", func(_ readmodel.Workspace, ok bool) bool { return ok })
 	small := s.handler(Config{MaxBodyBytes: 100}, s.deps)
 	big := `{"preferred_name":"` + strings.Repeat("x", 200) + `","default_owner":"u"}`
 	create := func(body string) req { return req{method: "POST", path: "/workspaces", user: "admin", body: body} }
@@ -386,15 +388,15 @@ func TestCreateThenReadYourWriteAndProjection(t *testing.T) {
 	if got.Status != "provisioning" || got.Owner != "alice" || got.Storage != nil || got.Members == nil || got.Endpoints == nil {
 		t.Fatalf("get before events: %s", r.body)
 	}
-	// The owner is no member before the worker says so.
-	if r := s.call(req{method: "GET", path: "/workspaces/ws-alice", user: "alice"}); r.status != http.StatusForbidden {
-		t.Fatalf("owner before membership: %d", r.status)
+	// Anyone else is no member before the worker says so.
+	if r := s.call(req{method: "GET", path: "/workspaces/ws-alice", user: "bob"}); r.status != http.StatusForbidden {
+		t.Fatalf("another user before membership: %d", r.status)
 	}
 
 	s.emit("ws-alice", &events.MemberAdded{Username: "alice", Role: events.RoleAdmin})
 	s.emit("ws-alice", &events.StatusChanged{Status: events.StatusReady, Previous: events.StatusProvisioning, Owner: "alice",
 		Storage: &events.Storage{Bucket: "ws-alice", Endpoint: "http://127.0.0.1:9000", Region: "us-east-1"}})
-	s.waitFor("ws-alice", func(ws projection.Workspace, _ bool) bool { return ws.Status == events.StatusReady })
+	s.waitFor("ws-alice", func(ws readmodel.Workspace, _ bool) bool { return ws.Status == events.StatusReady })
 
 	r = s.call(req{method: "GET", path: "/workspaces/ws-alice", user: "alice"})
 	if r.status != http.StatusOK {
@@ -417,11 +419,93 @@ func TestCreateThenReadYourWriteAndProjection(t *testing.T) {
 	}
 }
 
+// The default owner reads their new workspace at once, before the
+// worker has made them a member, and only until it has: once members
+// exist and they are not one (removed), they read nothing.
+func TestTheDefaultOwnerReadsTheirNewWorkspaceAtOnce(t *testing.T) {
+	s := newStack(t)
+	r := s.call(req{method: "POST", path: "/workspaces", user: "admin", body: `{"preferred_name":"mine","default_owner":"alice"}`})
+	if r.status != http.StatusAccepted {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	var got workspaceBody
+	r = s.call(req{method: "GET", path: "/workspaces/ws-mine", user: "alice"})
+	if r.status != http.StatusOK {
+		t.Fatalf("owner right after the 202: %d %s", r.status, r.body)
+	}
+	if r.json(t, &got); got.Status != events.StatusProvisioning || got.Owner != "alice" {
+		t.Fatalf("owner reads %s", r.body)
+	}
+	s.emit("ws-mine", &events.StatusChanged{Status: events.StatusProvisioning, Owner: "alice"})
+	s.waitFor("ws-mine", func(ws readmodel.Workspace, ok bool) bool { return ok })
+	if r := s.call(req{method: "GET", path: "/workspaces/ws-mine", user: "alice"}); r.status != http.StatusOK {
+		t.Fatalf("owner once projected: %d %s", r.status, r.body)
+	}
+	var list listBody
+	if s.call(req{method: "GET", path: "/workspaces", user: "alice"}).json(t, &list); len(list.Items) != 1 {
+		t.Fatalf("owner's list: %+v", list)
+	}
+	for _, user := range []string{"bob", ""} {
+		if r := s.call(req{method: "GET", path: "/workspaces/ws-mine", user: user}); r.status == http.StatusOK {
+			t.Fatalf("%q reads another's new workspace", user)
+		}
+	}
+	s.emit("ws-mine", &events.MemberAdded{Username: "carol", Role: events.RoleAdmin})
+	s.emit("ws-mine", &events.StatusChanged{Status: events.StatusFailed, Owner: "alice"})
+	s.waitFor("ws-mine", func(ws readmodel.Workspace, _ bool) bool { return ws.Status == events.StatusFailed })
+	if r := s.call(req{method: "GET", path: "/workspaces/ws-mine", user: "alice"}); r.status != http.StatusForbidden {
+		t.Fatalf("owner who is not among the members: %d", r.status)
+	}
+}
+
+// A DELETE's 202 shows at once: the next read says deleting, even while
+// the worker has not started on it, and the worker's news take over.
+func TestDeleteReadsDeletingAtOnce(t *testing.T) {
+	s := newStack(t)
+	if r := s.call(req{method: "POST", path: "/workspaces", user: "admin", body: `{"preferred_name":"gone","default_owner":"alice"}`}); r.status != http.StatusAccepted {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	s.emit("ws-gone", &events.MemberAdded{Username: "alice", Role: events.RoleAdmin})
+	s.emit("ws-gone", &events.StatusChanged{Status: events.StatusReady, Owner: "alice"})
+	s.waitFor("ws-gone", func(ws readmodel.Workspace, _ bool) bool { return ws.Status == events.StatusReady })
+	// A workspace made without the API has no reservation; it reads the same.
+	s.emit("ws-direct", &events.StatusChanged{Status: events.StatusReady})
+	s.waitFor("ws-direct", func(ws readmodel.Workspace, _ bool) bool { return ws.Status == events.StatusReady })
+	status := func(name, user string) string {
+		t.Helper()
+		var got workspaceBody
+		r := s.call(req{method: "GET", path: "/workspaces/" + name, user: user})
+		if r.status != http.StatusOK {
+			t.Fatalf("get %s: %d %s", name, r.status, r.body)
+		}
+		r.json(t, &got)
+		return got.Status
+	}
+	for _, name := range []string{"ws-gone", "ws-direct"} {
+		if r := s.call(req{method: "DELETE", path: "/workspaces/" + name, user: "admin"}); r.status != http.StatusAccepted {
+			t.Fatalf("delete %s: %d %s", name, r.status, r.body)
+		}
+		if got := status(name, "admin"); got != events.StatusDeleting {
+			t.Fatalf("%s right after the delete's 202 reads %q", name, got)
+		}
+	}
+	if got := status("ws-gone", "alice"); got != events.StatusDeleting {
+		t.Fatalf("member reads %q", got)
+	}
+	// The worker fails the delete: its news are newer than the mark.
+	s.emit("ws-gone", &events.StatusChanged{Status: events.StatusDeleting, Previous: events.StatusReady})
+	s.emit("ws-gone", &events.StatusChanged{Status: events.StatusFailed, Previous: events.StatusDeleting})
+	s.waitFor("ws-gone", func(ws readmodel.Workspace, _ bool) bool { return ws.Status == events.StatusFailed })
+	if got := status("ws-gone", "admin"); got != events.StatusFailed {
+		t.Fatalf("after the worker's news: %q", got)
+	}
+}
+
 func TestFailedWorkspaceShowsErrorAndRetries(t *testing.T) {
 	s := newStack(t)
-	s.put(projection.Workspace{Name: "ws-f", Status: events.StatusFailed, LastError: "minio down", FailedStep: "create_bucket"})
-	s.put(projection.Workspace{Name: "ws-ok", Status: events.StatusReady, LastError: "stale", FailedStep: "stale"})
-	s.waitFor("ws-ok", func(_ projection.Workspace, ok bool) bool { return ok })
+	s.put(readmodel.Workspace{Name: "ws-f", Status: events.StatusFailed, LastError: "minio down", FailedStep: "create_bucket"})
+	s.put(readmodel.Workspace{Name: "ws-ok", Status: events.StatusReady, LastError: "stale", FailedStep: "stale"})
+	s.waitFor("ws-ok", func(_ readmodel.Workspace, ok bool) bool { return ok })
 	var got map[string]any
 	s.call(req{method: "GET", path: "/workspaces/ws-f", user: "admin"}).json(t, &got)
 	if got["last_error"] != "minio down" || got["failed_step"] != "create_bucket" {
@@ -579,7 +663,7 @@ func TestNameReusedAfterDeletion(t *testing.T) {
 		t.Fatalf("create: %d %s", r.status, r.body)
 	}
 	s.emit("ws-again", &events.StatusChanged{Status: events.StatusReady})
-	s.waitFor("ws-again", func(ws projection.Workspace, _ bool) bool { return ws.Status == events.StatusReady })
+	s.waitFor("ws-again", func(ws readmodel.Workspace, _ bool) bool { return ws.Status == events.StatusReady })
 	if r := s.call(create); r.status != http.StatusConflict {
 		t.Fatalf("create over a live workspace: %d", r.status)
 	}
@@ -590,7 +674,7 @@ func TestNameReusedAfterDeletion(t *testing.T) {
 		t.Fatalf("delete data %s", env.Data)
 	}
 	s.emit("ws-again", &events.StatusChanged{Status: events.StatusDeleted})
-	s.waitFor("ws-again", func(ws projection.Workspace, _ bool) bool { return ws.Status == events.StatusDeleted })
+	s.waitFor("ws-again", func(ws readmodel.Workspace, _ bool) bool { return ws.Status == events.StatusDeleted })
 	if r := s.call(req{method: "DELETE", path: "/workspaces/ws-again", user: "admin"}); r.status != http.StatusConflict {
 		t.Fatalf("delete of a deleted workspace: %d", r.status)
 	}
@@ -611,7 +695,7 @@ func TestNameReusedAfterDeletion(t *testing.T) {
 func TestCreateOverWorkspaceMadeWithoutTheAPI(t *testing.T) {
 	s := newStack(t)
 	s.emit("ws-direct", &events.StatusChanged{Status: events.StatusProvisioning})
-	s.waitFor("ws-direct", func(_ projection.Workspace, ok bool) bool { return ok })
+	s.waitFor("ws-direct", func(_ readmodel.Workspace, ok bool) bool { return ok })
 	r := s.call(req{method: "POST", path: "/workspaces", user: "admin", body: `{"preferred_name":"direct","default_owner":"u"}`})
 	if r.status != http.StatusConflict {
 		t.Fatalf("create: %d %s", r.status, r.body)
@@ -653,9 +737,9 @@ func TestPaginationWalksEveryWorkspace(t *testing.T) {
 	var mine []string
 	for i := range total {
 		name := fmt.Sprintf("ws-p%03d", i)
-		ws := projection.Workspace{Name: name, Status: events.StatusReady, Owner: "o"}
+		ws := readmodel.Workspace{Name: name, Status: events.StatusReady, Owner: "o"}
 		if i%3 == 0 {
-			ws.Members = []projection.Member{member("carol", events.RoleAccess)}
+			ws.Members = []readmodel.Member{member("carol", events.RoleAccess)}
 			mine = append(mine, name)
 		}
 		s.put(ws)
@@ -705,11 +789,11 @@ func TestPaginationWalksEveryWorkspace(t *testing.T) {
 
 func TestAuthorization(t *testing.T) {
 	s := newStack(t)
-	s.put(projection.Workspace{Name: "ws-a", Status: events.StatusFailed, Owner: "owner",
-		Members: []projection.Member{member("owner", events.RoleAdmin), member("reader", events.RoleAccess)}})
-	s.put(projection.Workspace{Name: "ws-b", Status: events.StatusReady, Owner: "other",
-		Members: []projection.Member{member("other", events.RoleAdmin)}})
-	s.waitFor("ws-b", func(_ projection.Workspace, ok bool) bool { return ok })
+	s.put(readmodel.Workspace{Name: "ws-a", Status: events.StatusFailed, Owner: "owner",
+		Members: []readmodel.Member{member("owner", events.RoleAdmin), member("reader", events.RoleAccess)}})
+	s.put(readmodel.Workspace{Name: "ws-b", Status: events.StatusReady, Owner: "other",
+		Members: []readmodel.Member{member("other", events.RoleAdmin)}})
+	s.waitFor("ws-b", func(_ readmodel.Workspace, ok bool) bool { return ok })
 	users := []string{"admin", "owner", "reader", "stranger"}
 	routes := []struct {
 		rq   req
@@ -763,12 +847,12 @@ func TestRemovedMemberLosesAccessAtOnce(t *testing.T) {
 	s := newStack(t)
 	s.emit("ws-m", &events.StatusChanged{Status: events.StatusReady, Owner: "owner"})
 	s.emit("ws-m", &events.MemberAdded{Username: "bob", Role: events.RoleAccess})
-	s.waitFor("ws-m", func(ws projection.Workspace, _ bool) bool { return ws.RoleOf("bob") != "" })
+	s.waitFor("ws-m", func(ws readmodel.Workspace, _ bool) bool { return ws.RoleOf("bob") != "" })
 	if r := s.call(req{method: "GET", path: "/workspaces/ws-m", user: "bob"}); r.status != http.StatusOK {
 		t.Fatalf("member: %d", r.status)
 	}
 	s.emit("ws-m", &events.MemberRemoved{Username: "bob"})
-	s.waitFor("ws-m", func(ws projection.Workspace, _ bool) bool { return ws.RoleOf("bob") == "" })
+	s.waitFor("ws-m", func(ws readmodel.Workspace, _ bool) bool { return ws.RoleOf("bob") == "" })
 	if r := s.call(req{method: "GET", path: "/workspaces/ws-m", user: "bob"}); r.status != http.StatusForbidden {
 		t.Fatalf("removed member: %d", r.status)
 	}
@@ -776,9 +860,9 @@ func TestRemovedMemberLosesAccessAtOnce(t *testing.T) {
 
 func TestMembersCommands(t *testing.T) {
 	s := newStack(t)
-	s.put(projection.Workspace{Name: "ws-a", Status: events.StatusReady, Members: []projection.Member{member("owner", events.RoleAdmin)}})
-	s.put(projection.Workspace{Name: "ws-gone", Status: events.StatusDeleting})
-	s.waitFor("ws-gone", func(_ projection.Workspace, ok bool) bool { return ok })
+	s.put(readmodel.Workspace{Name: "ws-a", Status: events.StatusReady, Members: []readmodel.Member{member("owner", events.RoleAdmin)}})
+	s.put(readmodel.Workspace{Name: "ws-gone", Status: events.StatusDeleting})
+	s.waitFor("ws-gone", func(_ readmodel.Workspace, ok bool) bool { return ok })
 	r := s.call(req{method: "POST", path: "/workspaces/ws-a/members", user: "owner", body: `{"username":"bob"}`})
 	if r.status != http.StatusAccepted {
 		t.Fatalf("add: %d %s", r.status, r.body)
@@ -806,7 +890,7 @@ func TestHistoryPages(t *testing.T) {
 	}
 	s.emit("ws-h", &events.StatusChanged{Status: events.StatusProvisioning, Owner: "owner"})
 	s.emit("ws-h", &events.MemberAdded{Username: "owner", Role: events.RoleAdmin})
-	s.waitFor("ws-h", func(ws projection.Workspace, _ bool) bool { return ws.RoleOf("owner") != "" })
+	s.waitFor("ws-h", func(ws readmodel.Workspace, _ bool) bool { return ws.RoleOf("owner") != "" })
 	if r := s.call(req{method: "POST", path: "/workspaces/ws-h/members", user: "owner", body: `{"username":"bob"}`}); r.status != http.StatusAccepted {
 		t.Fatalf("add: %d", r.status)
 	}
@@ -859,9 +943,15 @@ func TestHistoryPages(t *testing.T) {
 func TestReadinessAndMetrics(t *testing.T) {
 	s := newStack(t)
 	d := s.deps
-	d.Ready = func(context.Context) error { return errors.New("nats disconnected") }
+	d.Ready = func(context.Context) error { return errors.New("read model still loading") }
+	core, logs := observer.New(zap.DebugLevel)
+	d.Log = zap.New(core)
 	if r := s.do(s.handler(Config{}, d), req{method: "GET", path: "/readyz"}); r.status != http.StatusServiceUnavailable {
 		t.Fatalf("readyz while not ready: %d", r.status)
+	}
+	// Not ready yet is how every start begins: info, not an error.
+	if got := logs.FilterField(zap.String("path", "/readyz")).All(); len(got) != 1 || got[0].Level != zap.InfoLevel {
+		t.Fatalf("readyz 503 logged as %+v, want one entry at info", got)
 	}
 	if r := s.call(req{method: "GET", path: "/readyz"}); r.status != http.StatusOK {
 		t.Fatalf("readyz: %d", r.status)
@@ -882,11 +972,11 @@ func TestReadinessAndMetrics(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	c := Config{}
+	c := Config{}.WithDefaults()
 	if err := c.Validate(); err != nil || c.MaxBodyBytes != 64<<10 || c.DefaultPageSize != 50 || c.MaxPageSize != 500 || c.AdminRole != "workspace-api:admin" {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
-	bad := Config{DefaultPageSize: 100, MaxPageSize: 10}
+	bad := Config{DefaultPageSize: 100, MaxPageSize: 10}.WithDefaults()
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "max page size") {
 		t.Fatalf("max below default: %v", err)
 	}

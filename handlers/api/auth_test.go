@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/eo-workspaces/provisioner/handlers/auth"
+	"github.com/eo-workspaces/provisioner/auth"
 	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
@@ -43,8 +43,8 @@ func TestBearerTokensFromTheKeycloakEmulator(t *testing.T) {
 	if env := s.lastCommand("workspace.cmd.ws-kc.create"); env.Actor != "example-admin" {
 		t.Fatalf("actor %q", env.Actor)
 	}
-	if r := call(password("example-user-1"), req{method: "GET", path: "/workspaces/ws-kc"}); r.status != http.StatusForbidden {
-		t.Fatalf("user before membership: %d %s", r.status, r.body)
+	if r := call(password("example-user-2"), req{method: "GET", path: "/workspaces/ws-kc"}); r.status != http.StatusForbidden {
+		t.Fatalf("another user: %d %s", r.status, r.body)
 	}
 	worker := token(url.Values{"grant_type": {"client_credentials"}, "client_id": {"workspace-worker"}, "client_secret": {"workspace-worker-secret"}})
 	r := call(worker, req{method: "GET", path: "/workspaces"})

@@ -12,9 +12,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/eo-workspaces/provisioner/auth"
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/handlers/auth"
-	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/readmodel"
 	"github.com/eo-workspaces/provisioner/sagas/names"
 	"github.com/eo-workspaces/provisioner/schemas"
 )
@@ -117,8 +117,10 @@ func (s *server) delete(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if ws.Status == events.StatusDeleted {
 		return errorf(http.StatusConflict, "name", fmt.Sprintf("workspace %s is already deleted", ws.Name))
 	}
+	// The mark lets the next read show deleting (read your own writes).
+	mark := func(ctx context.Context, env events.Envelope) error { return s.markDeleting(ctx, ws, env.Time) }
 	return s.command(ctx, w, r, p, ws.Name, req, &events.Delete{Purge: req.Purge},
-		acceptedBody{Name: ws.Name, Status: events.StatusDeleting})
+		acceptedBody{Name: ws.Name, Status: events.StatusDeleting}, mark)
 }
 
 func parseDelete(r *http.Request) (deleteRequest, error) {
@@ -163,7 +165,7 @@ func (s *server) addMember(w http.ResponseWriter, r *http.Request, p auth.Princi
 		}
 	}
 	return s.command(ctx, w, r, p, ws.Name, req, &events.MemberAdd{Username: req.Username, ClientID: req.ClientID, Role: req.Role},
-		acceptedBody{Name: ws.Name, Username: member, Role: req.Role})
+		acceptedBody{Name: ws.Name, Username: member, Role: req.Role}, nil)
 }
 
 // validMember checks that exactly one of username and client_id is given
@@ -188,7 +190,7 @@ const serviceAccountPrefix = "service-account-"
 
 // keepAnAdmin refuses, as the worker would, a change that leaves the
 // workspace without a ws_admin, so the caller learns it at once (409).
-func keepAnAdmin(ws projection.Workspace, username, doing string) error {
+func keepAnAdmin(ws readmodel.Workspace, username, doing string) error {
 	if ws.RoleOf(username) != events.RoleAdmin {
 		return nil
 	}
@@ -219,7 +221,7 @@ func (s *server) removeMember(w http.ResponseWriter, r *http.Request, p auth.Pri
 		return err
 	}
 	return s.command(ctx, w, r, p, ws.Name, memberRequest{Username: username}, &events.MemberRemove{Username: username},
-		acceptedBody{Name: ws.Name, Username: username})
+		acceptedBody{Name: ws.Name, Username: username}, nil)
 }
 
 func (s *server) retry(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -236,7 +238,7 @@ func (s *server) retry(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	if ws.Status != events.StatusFailed {
 		return errorf(http.StatusConflict, "", fmt.Sprintf("workspace %s has not failed (status %s): nothing to retry", ws.Name, ws.Status))
 	}
-	return s.command(ctx, w, r, p, ws.Name, req, &events.Retry{}, acceptedBody{Name: ws.Name})
+	return s.command(ctx, w, r, p, ws.Name, req, &events.Retry{}, acceptedBody{Name: ws.Name}, nil)
 }
 
 // notGone refuses membership changes on a workspace being removed.
@@ -247,9 +249,11 @@ func notGone(name, status string) error {
 	return nil
 }
 
-// command publishes one command for an existing workspace and answers 202.
+// command publishes one command for an existing workspace and answers
+// 202; then, if set, records what the next read must reflect before the
+// answer goes out (a failure there is logged: the command is queued).
 func (s *server) command(ctx context.Context, w http.ResponseWriter, r *http.Request, p auth.Principal,
-	name string, req any, data events.Payload, body acceptedBody) error {
+	name string, req any, data events.Payload, body acceptedBody, then func(context.Context, events.Envelope) error) error {
 	idem, done, err := s.idempotent(ctx, w, r, p, req)
 	if err != nil || done {
 		return err
@@ -260,6 +264,11 @@ func (s *server) command(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 	if err := s.publish(ctx, env); err != nil {
 		return err
+	}
+	if then != nil {
+		if err := then(ctx, env); err != nil {
+			s.log.Warn("after accepting a command", zap.String("workspace", name), zap.String("type", env.Type), zap.Error(err))
+		}
 	}
 	body.CommandID = env.ID
 	s.answer(ctx, w, idem, body, "")

@@ -12,9 +12,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/eo-workspaces/provisioner/auth"
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/handlers/auth"
-	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/readmodel"
 )
 
 // Bounds of temporary credentials: the object store's own (MinIO's
@@ -102,7 +102,7 @@ func (s *server) sts(w http.ResponseWriter, r *http.Request, p auth.Principal) e
 // memberOfReady returns a ready workspace and the caller's role in it;
 // only members hold storage keys, so a platform admin who is not one is
 // refused too.
-func (s *server) memberOfReady(ctx context.Context, p auth.Principal, name string) (projection.Workspace, string, error) {
+func (s *server) memberOfReady(ctx context.Context, p auth.Principal, name string) (readmodel.Workspace, string, error) {
 	ws, err := s.authorize(ctx, p, name, readAccess)
 	if err != nil {
 		return ws, "", err
@@ -192,7 +192,7 @@ func (s *server) rotate(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if !req.All {
 		cmd.Username = p.Username
 	}
-	return s.command(ctx, w, r, p, ws.Name, req, cmd, acceptedBody{Name: ws.Name, Username: cmd.Username})
+	return s.command(ctx, w, r, p, ws.Name, req, cmd, acceptedBody{Name: ws.Name, Username: cmd.Username}, nil)
 }
 
 // audit publishes an event of something the API did itself; it is best

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/readmodel"
 )
 
 // fakeSessions records what the API asked of the object store's STS.
@@ -42,13 +42,13 @@ func storageStack(t *testing.T) (*stack, *fakeSessions) {
 	f := &fakeSessions{}
 	s.deps.Sessions = f
 	s.h = s.handler(Config{}, s.deps)
-	s.put(projection.Workspace{Name: "ws-s", Status: events.StatusReady, Owner: "alice", Members: []projection.Member{
+	s.put(readmodel.Workspace{Name: "ws-s", Status: events.StatusReady, Owner: "alice", Members: []readmodel.Member{
 		member("alice", events.RoleAdmin), member("bob", events.RoleAccess), member("vera", events.RoleViewer),
 		member("keyless", events.RoleAccess)}})
-	s.put(projection.Workspace{Name: "ws-busy", Status: events.StatusProvisioning, Owner: "alice",
-		Members: []projection.Member{member("alice", events.RoleAdmin)}})
-	s.waitFor("ws-busy", func(_ projection.Workspace, ok bool) bool { return ok })
-	s.waitFor("ws-s", func(_ projection.Workspace, ok bool) bool { return ok })
+	s.put(readmodel.Workspace{Name: "ws-busy", Status: events.StatusProvisioning, Owner: "alice",
+		Members: []readmodel.Member{member("alice", events.RoleAdmin)}})
+	s.waitFor("ws-busy", func(_ readmodel.Workspace, ok bool) bool { return ok })
+	s.waitFor("ws-s", func(_ readmodel.Workspace, ok bool) bool { return ok })
 	return s, f
 }
 

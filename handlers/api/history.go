@@ -13,8 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eo-workspaces/provisioner/auth"
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/handlers/auth"
 )
 
 // historyItem is one entry of a workspace's audit history: a command or

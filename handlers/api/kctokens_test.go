@@ -17,9 +17,9 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/eo-workspaces/provisioner/auth"
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/handlers/auth"
-	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/readmodel"
 	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
@@ -99,11 +99,11 @@ func (f *kcFixture) user(t *testing.T, name string) string {
 func TestEveryRoleAgainstEveryRouteWithEmulatorTokens(t *testing.T) {
 	f := newKCFixture(t)
 	h := f.handler(t, nil)
-	f.s.put(projection.Workspace{Name: "ws-a", Status: events.StatusFailed, Owner: kcemu.DevUser1,
-		Members: []projection.Member{member(kcemu.DevUser1, events.RoleAdmin), member(kcemu.DevUser2, events.RoleAccess)}})
-	f.s.put(projection.Workspace{Name: "ws-b", Status: events.StatusReady, Owner: "other",
-		Members: []projection.Member{member("other", events.RoleAdmin)}})
-	f.s.waitFor("ws-b", func(_ projection.Workspace, ok bool) bool { return ok })
+	f.s.put(readmodel.Workspace{Name: "ws-a", Status: events.StatusFailed, Owner: kcemu.DevUser1,
+		Members: []readmodel.Member{member(kcemu.DevUser1, events.RoleAdmin), member(kcemu.DevUser2, events.RoleAccess)}})
+	f.s.put(readmodel.Workspace{Name: "ws-b", Status: events.StatusReady, Owner: "other",
+		Members: []readmodel.Member{member("other", events.RoleAdmin)}})
+	f.s.waitFor("ws-b", func(_ readmodel.Workspace, ok bool) bool { return ok })
 	callers := []string{kcemu.DevAdminUser, kcemu.DevUser1, kcemu.DevUser2, "stranger"}
 	tokens := map[string]string{}
 	for _, u := range callers {

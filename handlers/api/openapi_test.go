@@ -15,7 +15,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/readmodel"
 )
 
 func loadOpenAPI(t *testing.T) *openapi3.T {
@@ -72,10 +72,10 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		"AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "AWS_REGION": "us-east-1", "bucketname": "ws-a", "access": "ak",
 		"secret": "sk", "endpoint": "http://127.0.0.1:9000", "region": "us-east-1"}}
 	s.h = s.handler(Config{}, s.deps)
-	s.put(projection.Workspace{Name: "ws-a", Status: events.StatusReady, Owner: "owner", Step: "done",
-		Members: []projection.Member{member("owner", events.RoleAdmin)}})
-	s.put(projection.Workspace{Name: "ws-f", Status: events.StatusFailed, LastError: "boom", FailedStep: "create_bucket"})
-	s.waitFor("ws-f", func(_ projection.Workspace, ok bool) bool { return ok })
+	s.put(readmodel.Workspace{Name: "ws-a", Status: events.StatusReady, Owner: "owner", Step: "done",
+		Members: []readmodel.Member{member("owner", events.RoleAdmin)}})
+	s.put(readmodel.Workspace{Name: "ws-f", Status: events.StatusFailed, LastError: "boom", FailedStep: "create_bucket"})
+	s.waitFor("ws-f", func(_ readmodel.Workspace, ok bool) bool { return ok })
 	s.emit("ws-a", &events.StepCompleted{Saga: "create", Step: "create_bucket"})
 
 	valid := []req{

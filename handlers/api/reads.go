@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/eo-workspaces/provisioner/auth"
 	"github.com/eo-workspaces/provisioner/events"
-	"github.com/eo-workspaces/provisioner/handlers/auth"
-	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/readmodel"
 )
 
 // memberBody is one member in an answer.
@@ -57,7 +57,7 @@ type storageBody struct {
 	Credentials map[string]string `json:"credentials"`
 }
 
-func summaryOf(ws projection.Workspace) summaryBody {
+func summaryOf(ws readmodel.Workspace) summaryBody {
 	b := summaryBody{Name: ws.Name, Status: ws.Status, Owner: ws.Owner, Step: ws.Step,
 		Members: make([]memberBody, len(ws.Members)), LastMemberError: ws.MemberError,
 		CreatedAt: ws.CreatedAt, UpdatedAt: ws.UpdatedAt}
@@ -112,7 +112,7 @@ func (s *server) list(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 	}
 	if !p.Admin {
 		user := p.Username
-		q.filter.Visible = func(ws *projection.Workspace) bool { return ws.RoleOf(user) != "" }
+		q.filter.Visible = func(ws *readmodel.Workspace) bool { return ws.CanRead(user) }
 	}
 	items, next := s.d.Workspaces.List(q.filter, q.after, q.limit)
 	body := listBody{Items: make([]summaryBody, len(items))}
@@ -128,14 +128,14 @@ func (s *server) list(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 }
 
 type listQuery struct {
-	filter projection.Filter
+	filter readmodel.Filter
 	after  string
 	limit  int
 }
 
 func (s *server) parseList(r *http.Request) (listQuery, error) {
 	v := r.URL.Query()
-	q := listQuery{filter: projection.Filter{Status: v.Get("status"), Owner: v.Get("owner")}}
+	q := listQuery{filter: readmodel.Filter{Status: v.Get("status"), Owner: v.Get("owner")}}
 	if st := q.filter.Status; st != "" && !validStatus(st) {
 		return q, errorf(http.StatusUnprocessableEntity, "status", fmt.Sprintf("status %q is not one of provisioning, ready, failed, deleting, deleted", st))
 	}

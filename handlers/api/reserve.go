@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/eo-workspaces/provisioner/events"
+	"github.com/eo-workspaces/provisioner/readmodel"
 	"github.com/eo-workspaces/provisioner/sagas/names"
 )
 
@@ -76,4 +78,31 @@ func (s *server) takeOver(ctx context.Context, name string, res, cur names.Reser
 
 func nameTaken(name string) error {
 	return errorf(http.StatusConflict, "preferred_name", fmt.Sprintf("workspace %s already exists", name))
+}
+
+// markDeleting notes on the name's reservation that a delete of ws was
+// accepted at at, so that the next read shows it deleting even while the
+// worker is busy with something else. A workspace made without the API
+// has no reservation: the mark makes one, which release_name removes
+// with the rest, or a later create takes over.
+func (s *server) markDeleting(ctx context.Context, ws readmodel.Workspace, at time.Time) error {
+	for range 3 {
+		res, rev, err := s.d.Names.Get(ctx, ws.Name)
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			res = names.Reservation{Owner: ws.Owner, CreatedAt: at}
+		}
+		res.DeleteAcceptedAt = &at
+		if rev == 0 {
+			_, err = s.d.Names.Reserve(ctx, ws.Name, res)
+		} else {
+			_, err = s.d.Names.Claim(ctx, ws.Name, res, rev)
+		}
+		if !errors.Is(err, names.ErrTaken) {
+			return err
+		}
+	}
+	return fmt.Errorf("mark %s deleting: its reservation keeps changing", ws.Name)
 }

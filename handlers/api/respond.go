@@ -18,6 +18,9 @@ type Error struct {
 	RetryAfter int    // seconds; sets Retry-After when > 0
 	Challenge  string // sets WWW-Authenticate when not empty
 	Err        error  // the cause, logged for 5xx, never shown
+	// Expected marks a 5xx that is part of normal operation (not ready
+	// during start-up): logged at info, not as an error with a stack.
+	Expected bool
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -64,7 +67,11 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if !errors.As(err, &e) {
 		e = &Error{Status: http.StatusInternalServerError, Message: "internal error", Err: err}
 	}
-	if e.Status >= 500 {
+	switch {
+	case e.Status >= 500 && e.Expected:
+		s.log.Info("request answered "+http.StatusText(e.Status), zap.String("method", r.Method),
+			zap.String("path", r.URL.Path), zap.Int("status", e.Status), zap.String("reason", e.Message))
+	case e.Status >= 500:
 		s.log.Error("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 			zap.Int("status", e.Status), zap.Error(e.Err))
 	}

@@ -12,35 +12,9 @@ import (
 	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/readmodel"
 	"github.com/eo-workspaces/provisioner/schemas"
 )
-
-func TestApplyIsAFoldThatSkipsRedeliveries(t *testing.T) {
-	var ws projection.Workspace
-	steps := []events.Payload{
-		&events.StatusChanged{Status: events.StatusProvisioning, Owner: "alice"},
-		&events.MemberAdded{Username: "alice", Role: events.RoleAdmin},
-		&events.StepFailed{Saga: "create", Step: "bucket", Error: "boom", Retryable: true},
-		&events.StatusChanged{Status: events.StatusFailed, LastError: "boom", FailedStep: "bucket"},
-		&events.StatusChanged{Status: events.StatusReady, Storage: &events.Storage{Bucket: "ws-a", Endpoint: "http://s3", Region: "r"}},
-		&events.MemberAdded{Username: "bob", Role: events.RoleAccess},
-		&events.MemberRemoved{Username: "bob"},
-	}
-	for i, p := range steps {
-		env, _ := events.New("ws-a", p, events.Meta{Actor: "t"})
-		if changed, err := projection.Apply(&ws, env, uint64(i+1)); err != nil || !changed {
-			t.Fatalf("step %d: changed %v err %v", i, changed, err)
-		}
-	}
-	old, _ := events.New("ws-a", &events.StatusChanged{Status: events.StatusDeleted}, events.Meta{Actor: "t"})
-	if changed, _ := projection.Apply(&ws, old, 3); changed {
-		t.Fatal("a redelivered older event changed the model")
-	}
-	if ws.Status != events.StatusReady || ws.LastError != "" || ws.FailedStep != "" || ws.Owner != "alice" ||
-		ws.Storage == nil || len(ws.Members) != 1 || ws.RoleOf("alice") != events.RoleAdmin || ws.RoleOf("bob") != "" {
-		t.Fatalf("folded model %+v", ws)
-	}
-}
 
 // TestRebuildReplaysToTheSameModel projects events with the real
 // consumer, throws the model away, replays and compares.
@@ -67,7 +41,7 @@ func TestRebuildReplaysToTheSameModel(t *testing.T) {
 			}
 		}
 	}
-	reader := projection.NewReader(zap.NewNop())
+	reader := readmodel.NewReader(zap.NewNop())
 	go func() { _ = reader.Run(ctx, b.JS) }()
 	<-reader.Ready()
 
@@ -81,10 +55,10 @@ func TestRebuildReplaysToTheSameModel(t *testing.T) {
 		go func() { _ = p.Run(pctx); close(done) }()
 		return func() { stop(); <-done }
 	}
-	waitAll := func() []projection.Workspace {
+	waitAll := func() []readmodel.Workspace {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			items, _ := reader.List(projection.Filter{Status: events.StatusReady}, "", 1000)
+			items, _ := reader.List(readmodel.Filter{Status: events.StatusReady}, "", 1000)
 			if len(items) == n {
 				return items
 			}
@@ -113,31 +87,5 @@ func TestRebuildReplaysToTheSameModel(t *testing.T) {
 	after := waitAll()
 	if !reflect.DeepEqual(before, after) {
 		t.Fatalf("replayed model differs:\nbefore %+v\nafter  %+v", before[0], after[0])
-	}
-}
-
-// A membership change that fails shows as last_member_error and leaves the
-// workspace's status, step and last_error alone; a later one that succeeds
-// clears it.
-func TestMembershipFailuresLeaveTheStatusAlone(t *testing.T) {
-	ws := projection.Workspace{}
-	fold := func(seq uint64, p events.Payload) {
-		t.Helper()
-		env, _ := events.New("ws-a", p, events.Meta{Actor: "t"})
-		if _, err := projection.Apply(&ws, env, seq); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fold(1, &events.StatusChanged{Status: events.StatusReady, Owner: "alice"})
-	fold(2, &events.StepCompleted{Saga: "create", Step: "credentials"})
-	fold(3, &events.StepCompleted{Saga: "member_add", Step: "keep_an_admin"})
-	fold(4, &events.StepFailed{Saga: "member_add", Step: "grant_role", Error: `user "nobody" does not exist`})
-	if ws.Status != events.StatusReady || ws.Step != "credentials" || ws.LastError != "" || ws.FailedStep != "" ||
-		ws.MemberError != `user "nobody" does not exist` {
-		t.Fatalf("after a failed member add: %+v", ws)
-	}
-	fold(5, &events.MemberAdded{Username: "bob", Role: events.RoleAccess})
-	if ws.MemberError != "" || ws.RoleOf("bob") != events.RoleAccess {
-		t.Fatalf("after a member add: %+v", ws)
 	}
 }

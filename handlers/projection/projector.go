@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eo-workspaces/provisioner/events"
+	"github.com/eo-workspaces/provisioner/readmodel"
 )
 
 // ConsumerName is the durable consumer the projection reads with.
@@ -110,7 +111,7 @@ func (p *Projector) ApplyToStore(ctx context.Context, env events.Envelope, seq u
 		if err != nil {
 			return err
 		}
-		changed, err := Apply(&ws, env, seq)
+		changed, err := readmodel.Apply(&ws, env, seq)
 		if err != nil || !changed {
 			return err
 		}
@@ -133,17 +134,17 @@ func (p *Projector) ApplyToStore(ctx context.Context, env events.Envelope, seq u
 	}
 }
 
-func (p *Projector) load(ctx context.Context, name string) (Workspace, uint64, error) {
+func (p *Projector) load(ctx context.Context, name string) (readmodel.Workspace, uint64, error) {
 	e, err := p.kv.Get(ctx, name)
 	if events.IsNotFound(err) {
-		return Workspace{}, 0, nil
+		return readmodel.Workspace{}, 0, nil
 	}
 	if err != nil {
-		return Workspace{}, 0, fmt.Errorf("load workspace %s: %w", name, err)
+		return readmodel.Workspace{}, 0, fmt.Errorf("load workspace %s: %w", name, err)
 	}
-	var ws Workspace
+	var ws readmodel.Workspace
 	if err := json.Unmarshal(e.Value(), &ws); err != nil {
-		return Workspace{}, 0, fmt.Errorf("decode workspace %s: %w", name, err)
+		return readmodel.Workspace{}, 0, fmt.Errorf("decode workspace %s: %w", name, err)
 	}
 	return ws, e.Revision(), nil
 }

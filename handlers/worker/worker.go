@@ -1,6 +1,3 @@
-// Package worker consumes workspace commands from JetStream and drives
-// the provisioning sagas: one workspace's commands one at a time, in
-// stream order; different workspaces in parallel.
 package worker
 
 import (
@@ -20,6 +17,7 @@ import (
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/sagas"
 	"github.com/eo-workspaces/provisioner/sagas/names"
+	"github.com/eo-workspaces/provisioner/sagas/objectstore"
 	"github.com/eo-workspaces/provisioner/sagas/progress"
 )
 
@@ -43,35 +41,42 @@ type Config struct {
 	StepTimeout     time.Duration // one attempt of a step; bounds a graceful stop (1m)
 }
 
+// Defaults of Config; the saga engine's are sagas.Default*.
+const (
+	DefaultConcurrency   = 8
+	DefaultMaxDeliver    = 20
+	DefaultMaxAckPending = 1000
+	DefaultAckWait       = 10 * time.Second
+	DefaultNakDelay      = 5 * time.Second
+)
+
 // WithDefaults fills the zero fields.
 func (c Config) WithDefaults() Config {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
 	if c.Concurrency == 0 {
-		c.Concurrency = 8
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.MaxDeliver == 0 {
-		c.MaxDeliver = 20
+		c.MaxDeliver = DefaultMaxDeliver
 	}
 	if c.MaxAckPending == 0 {
-		c.MaxAckPending = 1000
+		c.MaxAckPending = DefaultMaxAckPending
 	}
 	if c.Region == "" {
-		c.Region = "us-east-1"
+		c.Region = objectstore.DefaultRegion
 	}
 	if c.WorkerID == "" {
 		c.WorkerID = defaultWorkerID()
 	}
-	def(&c.MaxRetryElapsed, 5*time.Minute)
-	def(&c.AckWait, 10*time.Second)
-	def(&c.LeaseTTL, 30*time.Second)
-	def(&c.NakDelay, 5*time.Second)
-	def(&c.RetryInitial, 250*time.Millisecond)
-	def(&c.RetryMax, 15*time.Second)
-	def(&c.StepTimeout, time.Minute)
+	if c.AckWait == 0 {
+		c.AckWait = DefaultAckWait
+	}
+	if c.NakDelay == 0 {
+		c.NakDelay = DefaultNakDelay
+	}
+	// The saga engine's settings default where the engine defines them.
+	e := c.engineConfig().WithDefaults()
+	c.LeaseTTL, c.MaxRetryElapsed, c.StepTimeout = e.LeaseTTL, e.MaxRetryElapsed, e.StepTimeout
+	c.RetryInitial, c.RetryMax = e.RetryInitial, e.RetryMax
 	return c
 }
 

@@ -19,12 +19,13 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/eo-workspaces/provisioner/auth"
 	"github.com/eo-workspaces/provisioner/bus"
 	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/api"
-	"github.com/eo-workspaces/provisioner/handlers/auth"
 	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/readmodel"
 	"github.com/eo-workspaces/provisioner/sagas/names"
 	"github.com/eo-workspaces/provisioner/schemas"
 )
@@ -35,7 +36,7 @@ type apiStack struct {
 	url    string
 	bus    *bus.Bus
 	pub    *events.Publisher
-	reader *projection.Reader
+	reader *readmodel.Reader
 }
 
 func startAPI(b *testing.B) *apiStack {
@@ -54,7 +55,7 @@ func startAPI(b *testing.B) *apiStack {
 		b.Fatal(err)
 	}
 	go func() { _ = proj.Run(ctx) }()
-	reader := projection.NewReader(log)
+	reader := readmodel.NewReader(log)
 	go func() { _ = reader.Run(ctx, bs.JS) }()
 	<-reader.Ready()
 	namesKV, _ := bs.JS.KeyValue(ctx, events.NamesBucket)

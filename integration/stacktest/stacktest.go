@@ -20,7 +20,7 @@ import (
 	"syscall"
 )
 
-// ContractKeys are the keys CONTRACT.md ("The local stack") fixes for .dev/stack.env.
+// ContractKeys are the keys the README ("Quick start") fixes for .dev/stack.env.
 func ContractKeys() []string {
 	return []string{
 		"WORKSPACE_API", "KEYCLOAK_URL", "KEYCLOAK_REALM", "KEYCLOAK_ADMIN_USER", "KEYCLOAK_ADMIN_PASSWORD",

@@ -27,7 +27,7 @@ var _ sagas.Identity = (*Adapter)(nil)
 
 // New builds the adapter; it does not contact Keycloak until first used.
 func New(cfg Config, log *zap.Logger) (*Adapter, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

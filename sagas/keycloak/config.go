@@ -1,6 +1,3 @@
-// Package keycloak is the saga adapter for Keycloak: workspace clients,
-// their roles and members' role mappings, through gocloak's Admin REST
-// calls made with the worker's own confidential client.
 package keycloak
 
 import (
@@ -27,7 +24,8 @@ type Config struct {
 	Timeout time.Duration
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults fills the zero fields.
+func (c Config) WithDefaults() Config {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
@@ -35,7 +33,7 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate reports the first field that cannot work, by name.
-func (c *Config) Validate() error {
+func (c Config) Validate() error {
 	u, err := url.Parse(c.BaseURL)
 	switch {
 	case c.BaseURL == "":

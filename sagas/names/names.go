@@ -1,9 +1,3 @@
-// Package names reserves workspace names in a JetStream KV bucket
-// (events.NamesBucket): the API reserves a name for a create command,
-// claims one whose workspace was deleted, and gives one back when the
-// command cannot be published; the delete saga releases it
-// (sagas.Names). Every write is a compare-and-set, so of two requests
-// for one name exactly one wins.
 package names
 
 import (
@@ -31,6 +25,10 @@ type Reservation struct {
 	Owner              string    `json:"owner,omitempty"`
 	IdempotencyKeyHash string    `json:"idempotency_key_hash,omitempty"`
 	CreatedAt          time.Time `json:"created_at"`
+	// DeleteAcceptedAt is when the API accepted a delete of the workspace
+	// (nil: none), so that reads show it deleting before the worker has
+	// said anything.
+	DeleteAcceptedAt *time.Time `json:"delete_accepted_at,omitempty"`
 }
 
 // KV keeps the reservations, one key per name.

@@ -1,5 +1,3 @@
-// Package objectstore is the saga adapter for MinIO: workspace buckets
-// through minio-go and their IAM policies and users through madmin-go.
 package objectstore
 
 import (
@@ -33,7 +31,8 @@ type Config struct {
 	Timeout time.Duration
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults fills the zero fields.
+func (c Config) WithDefaults() Config {
 	if c.Region == "" {
 		c.Region = DefaultRegion
 	}
@@ -44,7 +43,7 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate reports the first field that cannot work, by name.
-func (c *Config) Validate() error {
+func (c Config) Validate() error {
 	if _, _, err := c.hostAndSecure(); err != nil {
 		return err
 	}
@@ -61,7 +60,7 @@ func (c *Config) Validate() error {
 
 // hostAndSecure splits Endpoint into the host:port both clients want and
 // whether to use TLS.
-func (c *Config) hostAndSecure() (string, bool, error) {
+func (c Config) hostAndSecure() (string, bool, error) {
 	if c.Endpoint == "" {
 		return "", false, errors.New("objectstore: Endpoint is required")
 	}

@@ -29,7 +29,7 @@ var _ sagas.ObjectStore = (*Store)(nil)
 
 // New builds the S3 and admin clients; it does not contact MinIO.
 func New(cfg Config) (*Store, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -1,7 +1,4 @@
-// Package projection folds the WORKSPACE_EVENTS stream into a read model,
-// one JetStream KV entry per workspace, and serves it to queries from an
-// in-memory copy kept current by a KV watch.
-package projection
+package readmodel
 
 import (
 	"slices"
@@ -133,4 +130,16 @@ func (ws *Workspace) RoleOf(username string) string {
 		}
 	}
 	return ""
+}
+
+// CanRead reports whether username may read ws without being a platform
+// admin: a member may, and so may the default owner while the create has
+// not made them a member yet (until its owner role step, a workspace has
+// no members; the last-admin rule keeps one ever after).
+func (ws *Workspace) CanRead(username string) bool {
+	if ws.RoleOf(username) != "" {
+		return true
+	}
+	creating := ws.Status == events.StatusProvisioning || ws.Status == events.StatusFailed
+	return creating && len(ws.Members) == 0 && ws.Owner != "" && ws.Owner == username
 }

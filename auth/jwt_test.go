@@ -352,7 +352,7 @@ func TestNewJWTChecksTheIssuer(t *testing.T) {
 		t.Fatal("discovery of a realm that does not exist succeeded")
 	}
 	for _, c := range []JWTConfig{{Audience: audience}, {IssuerURL: "ftp://x", Audience: audience}, {IssuerURL: p.issuer()}} {
-		if err := c.Validate(); err == nil {
+		if err := c.WithDefaults().Validate(); err == nil {
 			t.Errorf("config %+v accepted", c)
 		}
 	}

@@ -29,7 +29,7 @@ type JWTConfig struct {
 	// own client asked for carries no aud for it in Keycloak).
 	Audience string
 	// AdminRole is the realm role of platform admins; default
-	// "workspace-api:admin".
+	// DefaultAdminRole.
 	AdminRole  string
 	HTTPClient *http.Client // default: a client with a 10s timeout
 	// Skew is the clock difference tolerated on exp, nbf and iat; default 30s.
@@ -52,8 +52,8 @@ const (
 	DefaultMaxKeyAge  = 10 * time.Minute
 )
 
-// Validate fills in the defaults and reports the first unusable field.
-func (c *JWTConfig) Validate() error {
+// WithDefaults fills the zero fields.
+func (c JWTConfig) WithDefaults() JWTConfig {
 	if c.AdminRole == "" {
 		c.AdminRole = DefaultAdminRole
 	}
@@ -72,6 +72,11 @@ func (c *JWTConfig) Validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	return c
+}
+
+// Validate names the first field that cannot work.
+func (c JWTConfig) Validate() error {
 	u, err := url.Parse(c.IssuerURL)
 	switch {
 	case c.IssuerURL == "":
@@ -80,6 +85,8 @@ func (c *JWTConfig) Validate() error {
 		return fmt.Errorf("issuer url %q: not an http(s) URL", c.IssuerURL)
 	case c.Audience == "":
 		return errors.New("audience: required")
+	case c.AdminRole == "" || c.HTTPClient == nil || c.Now == nil:
+		return errors.New("admin role, http client and clock: required (WithDefaults fills them)")
 	case c.Skew < 0 || c.MinRefresh < 0 || c.MaxKeyAge < 0:
 		return errors.New("skew, min refresh and max key age must not be negative")
 	}
@@ -104,6 +111,7 @@ type keySet struct {
 // NewJWT discovers the realm's JWKS and fetches its keys once, so a
 // misconfigured issuer fails at start-up.
 func NewJWT(ctx context.Context, cfg JWTConfig) (*JWT, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("jwt config: %w", err)
 	}

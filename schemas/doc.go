@@ -1,0 +1,3 @@
+// Package schemas holds the JSON Schema of every event type, embedded in
+// the binary, and validates whole CloudEvents envelopes against them.
+package schemas
