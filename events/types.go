@@ -22,6 +22,7 @@ const (
 	TypeMemberRemoved = "workspace.member.removed"
 
 	TypeCredentialsRotate  = "workspace.credentials.rotate"
+	TypeCredentialsMigrate = "workspace.credentials.migrate"
 	TypeCredentialsIssued  = "workspace.credentials.issued"
 	TypeCredentialsRevoked = "workspace.credentials.revoked"
 	TypeSessionIssued      = "workspace.credentials.session.issued"
@@ -79,6 +80,7 @@ func init() {
 	register(KindCommand, "member.remove", func() Payload { return &MemberRemove{} })
 	register(KindCommand, "retry", func() Payload { return &Retry{} })
 	register(KindCommand, "credentials.rotate", func() Payload { return &CredentialsRotate{} })
+	register(KindCommand, "credentials.migrate", func() Payload { return &CredentialsMigrate{} })
 	register(KindEvent, "status", func() Payload { return &StatusChanged{} })
 	register(KindEvent, "step.completed", func() Payload { return &StepCompleted{} })
 	register(KindEvent, "step.failed", func() Payload { return &StepFailed{} })
@@ -210,6 +212,10 @@ type CredentialsRotate struct {
 	GraceSeconds int    `json:"grace_seconds,omitempty"`
 }
 
+// CredentialsMigrate moves a workspace made before per-member keys to
+// them; the worker publishes it for every such workspace when it starts.
+type CredentialsMigrate struct{}
+
 // CredentialsIssued records that a member holds a new storage key pair
 // (never the keys themselves).
 type CredentialsIssued struct {
@@ -272,6 +278,9 @@ func (*MemberRemoved) EventType() string { return TypeMemberRemoved }
 
 // EventType implements Payload.
 func (*CredentialsRotate) EventType() string { return TypeCredentialsRotate }
+
+// EventType implements Payload.
+func (*CredentialsMigrate) EventType() string { return TypeCredentialsMigrate }
 
 // EventType implements Payload.
 func (*CredentialsIssued) EventType() string { return TypeCredentialsIssued }

@@ -106,7 +106,7 @@ func applyStatus(ws *Workspace, e *events.StatusChanged) {
 // not the workspace's provisioning and whose failures leave its status be.
 // (Credential rotations run beside the workspace the same way.)
 func membershipSaga(saga string) bool {
-	return saga == "member_add" || saga == "member_remove" || saga == "credentials_rotate"
+	return saga == "member_add" || saga == "member_remove" || saga == "credentials_rotate" || saga == "migrate"
 }
 
 func setMember(ws *Workspace, m Member) {

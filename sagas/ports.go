@@ -122,6 +122,8 @@ type Identity interface {
 	// service-account user; ErrUnknownUser if there is no such client or
 	// it has no service account.
 	ServiceAccountUser(ctx context.Context, clientID string) (string, error)
+	// RoleHolders lists the usernames holding a client role.
+	RoleHolders(ctx context.Context, clientID, role string) ([]string, error)
 	// RevokeClientRole removes the mapping; absent is success.
 	RevokeClientRole(ctx context.Context, clientID, username, role string) error
 }

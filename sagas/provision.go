@@ -81,7 +81,7 @@ func (p *Provisioner) Delete() Saga {
 // A new saga kind is a method returning its Saga, listed here, and a case
 // in CommandHandler.handle that starts it.
 func (p *Provisioner) ByName(name string) (Saga, bool) {
-	for _, def := range []func() Saga{p.Create, p.Delete, p.MemberAdd, p.MemberRemove, p.Rotate} {
+	for _, def := range []func() Saga{p.Create, p.Delete, p.MemberAdd, p.MemberRemove, p.Rotate, p.Migrate} {
 		if s := def(); s.Name == name {
 			return s, true
 		}

@@ -14,6 +14,7 @@ const (
 	SagaMemberAdd    = "member_add"
 	SagaMemberRemove = "member_remove"
 	SagaRotate       = "credentials_rotate"
+	SagaMigrate      = "migrate"
 )
 
 // Step is one named, idempotent unit of a saga. Running Do twice, or

@@ -25,6 +25,7 @@ var samples = map[string]events.Payload{
 	events.TypeMemberAdded:        &events.MemberAdded{Username: "u", Role: events.RoleAdmin},
 	events.TypeMemberRemoved:      &events.MemberRemoved{Username: "u"},
 	events.TypeCredentialsRotate:  &events.CredentialsRotate{All: true, GraceSeconds: 60},
+	events.TypeCredentialsMigrate: &events.CredentialsMigrate{},
 	events.TypeCredentialsIssued:  &events.CredentialsIssued{Username: "u", Reason: "rotated", PreviousValidUntil: &until},
 	events.TypeCredentialsRevoked: &events.CredentialsRevoked{Username: "u", Reason: "removed"},
 	events.TypeSessionIssued:      &events.SessionIssued{Username: "u", Prefix: "data/", Expiration: until},

@@ -70,3 +70,38 @@ func (a *Adapter) findServiceAccountUser(ctx context.Context, username string) (
 	}
 	return *u.ID, nil
 }
+
+// rolePage is how many holders of a role one request asks for.
+const rolePage = 100
+
+// RoleHolders returns the usernames that hold the client role, a page
+// at a time (Keycloak answers at most max per request).
+func (a *Adapter) RoleHolders(ctx context.Context, clientID, role string) ([]string, error) {
+	ctx, cancel := a.call(ctx)
+	defer cancel()
+	c, err := a.ourClient(ctx, clientID)
+	if err != nil {
+		return nil, permanentIfMissing(err)
+	}
+	var out []string
+	for first := 0; ; first += rolePage {
+		var page []*gocloak.User
+		err := a.admin(ctx, func(token string) error {
+			var err error
+			page, err = a.gc.GetUsersByClientRoleName(ctx, token, a.cfg.Realm, *c.ID, role,
+				gocloak.GetUsersByRoleParams{First: gocloak.IntP(first), Max: gocloak.IntP(rolePage)})
+			return err
+		})
+		if err != nil {
+			return nil, classify(err, "list holders of %s/%s", clientID, role)
+		}
+		for _, u := range page {
+			if u.Username != nil {
+				out = append(out, *u.Username)
+			}
+		}
+		if len(page) < rolePage {
+			return out, nil
+		}
+	}
+}

@@ -161,6 +161,25 @@ func (p *Providers) ServiceAccountUser(_ context.Context, clientID string) (stri
 	return name, err
 }
 
+// RoleHolders implements sagas.Identity.
+func (p *Providers) RoleHolders(_ context.Context, clientID, role string) ([]string, error) {
+	var out []string
+	err := p.call("RoleHolders", clientID, func() error {
+		c, ok := p.clients[clientID]
+		if !ok {
+			return fmt.Errorf("client %s: %w", clientID, sagas.ErrNotFound)
+		}
+		for u, roles := range c.mappings {
+			if slices.Contains(roles, role) {
+				out = append(out, u)
+			}
+		}
+		slices.Sort(out)
+		return nil
+	})
+	return out, err
+}
+
 // GrantClientRole implements sagas.Identity.
 func (p *Providers) GrantClientRole(_ context.Context, clientID, username, role string) error {
 	return p.call("GrantClientRole", clientID, func() error {
