@@ -129,11 +129,3 @@ func usersOf(users map[string]madmin.UserInfo, ws string) []string {
 	}
 	return out
 }
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
