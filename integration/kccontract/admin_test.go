@@ -10,11 +10,12 @@ import (
 	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
-func TestClientLifecycleAsWorker(t *testing.T) {
-	tg := newTarget(t)
+func TestClientLifecycleAsWorker(t *testing.T) { forEachTarget(t, testClientLifecycleAsWorker) }
+
+func testClientLifecycleAsWorker(t *testing.T, tg *target) {
 	tok := tg.workerToken(t)
 	c := ctx(t)
-	attrs := map[string]string{"eo-workspaces.owned": "true", "eo-workspaces.workspace": "ws-alpha"}
+	attrs := map[string]string{"eo-workspaces.owned": "true", "eo-workspaces.workspace": "ws-alpha", "saml_idp_initiated_sso_url_name": "alpha"}
 	id, err := tg.GC.CreateClient(c, tok, tg.Realm, gocloak.Client{
 		ClientID: gocloak.StringP("ws-alpha"), Attributes: &attrs,
 		ServiceAccountsEnabled: gocloak.BoolP(false),
@@ -46,9 +47,13 @@ func TestClientLifecycleAsWorker(t *testing.T) {
 	list, err = tg.GC.GetClients(c, tok, tg.Realm, gocloak.GetClientsParams{ClientID: gocloak.StringP("ws-al")})
 	mustDo(t, err)
 	eq(t, "exact clientId with a prefix matches nothing", len(list), 0)
-	list, err = tg.GC.GetClients(c, tok, tg.Realm, gocloak.GetClientsParams{SearchableAttributes: gocloak.StringP("eo-workspaces.owned:true")})
+	list, err = tg.GC.GetClients(c, tok, tg.Realm, gocloak.GetClientsParams{SearchableAttributes: gocloak.StringP("saml_idp_initiated_sso_url_name:alpha")})
 	mustDo(t, err)
 	eq(t, "attribute query (q)", len(list), 1)
+	// Only the attributes listed by --spi-client--jpa--searchable-attributes
+	// (and two SAML ones) may be searched: the worker must not rely on q.
+	_, err = tg.GC.GetClients(c, tok, tg.Realm, gocloak.GetClientsParams{SearchableAttributes: gocloak.StringP("eo-workspaces.owned:true")})
+	apiErr(t, err, http.StatusBadRequest, "invalid_request: Attributes [eo-workspaces.owned] not allowed for search")
 
 	got.Description = gocloak.StringP("updated")
 	(*got.Attributes)["eo-workspaces.step"] = "roles"
@@ -75,8 +80,9 @@ func TestClientLifecycleAsWorker(t *testing.T) {
 	apiErr(t, tg.GC.DeleteClient(c, tok, tg.Realm, id), http.StatusNotFound, "Could not find client")
 }
 
-func TestServiceAccountUser(t *testing.T) {
-	tg := newTarget(t)
+func TestServiceAccountUser(t *testing.T) { forEachTarget(t, testServiceAccountUser) }
+
+func testServiceAccountUser(t *testing.T, tg *target) {
 	tok := tg.adminToken(t)
 	c := ctx(t)
 	worker, err := tg.GC.GetClients(c, tok, tg.Realm, gocloak.GetClientsParams{ClientID: gocloak.StringP(kcemu.DevWorkerClientID)})
@@ -98,8 +104,9 @@ func TestServiceAccountUser(t *testing.T) {
 	apiErr(t, err, http.StatusBadRequest, "Service account not enabled for the client 'demo'")
 }
 
-func TestClientRoles(t *testing.T) {
-	tg := newTarget(t)
+func TestClientRoles(t *testing.T) { forEachTarget(t, testClientRoles) }
+
+func testClientRoles(t *testing.T, tg *target) {
 	tok := tg.workerToken(t)
 	c := ctx(t)
 	id := must(tg.GC.CreateClient(c, tok, tg.Realm, gocloak.Client{ClientID: gocloak.StringP("ws-beta")}))(t)
@@ -137,8 +144,9 @@ func TestClientRoles(t *testing.T) {
 	apiErr(t, err, http.StatusNotFound, "Could not find client")
 }
 
-func TestRealmRoles(t *testing.T) {
-	tg := newTarget(t)
+func TestRealmRoles(t *testing.T) { forEachTarget(t, testRealmRoles) }
+
+func testRealmRoles(t *testing.T, tg *target) {
 	tok := tg.adminToken(t)
 	c := ctx(t)
 	_, err := tg.GC.CreateRealmRole(c, tok, tg.Realm, gocloak.Role{Name: gocloak.StringP("ops")})
@@ -163,8 +171,9 @@ func TestRealmRoles(t *testing.T) {
 	apiErr(t, err, http.StatusNotFound, "Could not find role")
 }
 
-func TestUsersAndRoleMappings(t *testing.T) {
-	tg := newTarget(t)
+func TestUsersAndRoleMappings(t *testing.T) { forEachTarget(t, testUsersAndRoleMappings) }
+
+func testUsersAndRoleMappings(t *testing.T, tg *target) {
 	tok := tg.workerToken(t)
 	c := ctx(t)
 	uid, err := tg.GC.CreateUser(c, tok, tg.Realm, gocloak.User{
@@ -244,8 +253,9 @@ func TestUsersAndRoleMappings(t *testing.T) {
 	apiErr(t, err, http.StatusNotFound, "User not found")
 }
 
-func TestAdminAuthorisation(t *testing.T) {
-	tg := newTarget(t)
+func TestAdminAuthorisation(t *testing.T) { forEachTarget(t, testAdminAuthorisation) }
+
+func testAdminAuthorisation(t *testing.T, tg *target) {
 	path := "/admin/realms/" + tg.Realm + "/clients"
 	status, body := tg.raw(t, http.MethodGet, path, "", nil)
 	eq(t, "no token", status, http.StatusUnauthorized)
@@ -268,8 +278,9 @@ func TestAdminAuthorisation(t *testing.T) {
 }
 
 // TestGetRealmsListsTheRealms: gocloak's GetRealms asks GET /admin/realms/.
-func TestGetRealmsListsTheRealms(t *testing.T) {
-	tg := newTarget(t)
+func TestGetRealmsListsTheRealms(t *testing.T) { forEachTarget(t, testGetRealmsListsTheRealms) }
+
+func testGetRealmsListsTheRealms(t *testing.T, tg *target) {
 	realms, err := tg.GC.GetRealms(ctx(t), tg.adminToken(t))
 	mustDo(t, err)
 	var names []string
