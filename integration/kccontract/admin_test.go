@@ -3,6 +3,7 @@ package kccontract
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/Nerzal/gocloak/v13"
@@ -290,4 +291,39 @@ func testGetRealmsListsTheRealms(t *testing.T, tg *target) {
 	if !slices.Contains(names, "master") || !slices.Contains(names, tg.Realm) {
 		t.Fatalf("realms %v lack master or %s", names, tg.Realm)
 	}
+}
+
+// TestServiceAccountUsersInUserSearch: Keycloak finds a client's service
+// account user by its username, but leaves service accounts out of a
+// listing and of search=, and does not count them.
+func TestServiceAccountUsersInUserSearch(t *testing.T) {
+	forEachTarget(t, testServiceAccountUsersInUserSearch)
+}
+
+func testServiceAccountUsersInUserSearch(t *testing.T, tg *target) {
+	tok := tg.workerToken(t)
+	c := ctx(t)
+	const sa = "service-account-" + kcemu.DevWorkerClientID
+	names := func(p gocloak.GetUsersParams) []string {
+		t.Helper()
+		var out []string
+		for _, u := range must(tg.GC.GetUsers(c, tok, tg.Realm, p))(t) {
+			out = append(out, *u.Username)
+		}
+		slices.Sort(out)
+		return out
+	}
+	eq(t, "exact username", strings.Join(names(gocloak.GetUsersParams{Username: gocloak.StringP(sa), Exact: gocloak.BoolP(true)}), ","), sa)
+	eq(t, "username", strings.Join(names(gocloak.GetUsersParams{Username: gocloak.StringP(sa)}), ","), sa)
+	eq(t, "search", len(names(gocloak.GetUsersParams{Search: gocloak.StringP("service-account")})), 0)
+	eq(t, "listing", strings.Join(names(gocloak.GetUsersParams{}), ","), kcemu.DevAdminUser+","+kcemu.DevUser1+","+kcemu.DevUser2)
+	count := must(tg.GC.GetUserCount(c, tok, tg.Realm, gocloak.GetUsersParams{}))(t)
+	eq(t, "count", count, 3)
+
+	worker := must(tg.GC.GetClients(c, tok, tg.Realm, gocloak.GetClientsParams{ClientID: gocloak.StringP(kcemu.DevWorkerClientID)}))(t)
+	user := must(tg.GC.GetClientServiceAccount(c, tok, tg.Realm, *worker[0].ID))(t)
+	found := must(tg.GC.GetUsers(c, tok, tg.Realm, gocloak.GetUsersParams{Username: gocloak.StringP(sa), Exact: gocloak.BoolP(true)}))(t)
+	eq(t, "the service-account-user endpoint and the search name one user", *user.ID, *found[0].ID)
+	byID := must(tg.GC.GetUserByID(c, tok, tg.Realm, *user.ID))(t)
+	eq(t, "by id", *byID.Username, sa)
 }
