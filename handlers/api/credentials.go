@@ -103,7 +103,7 @@ func (s *server) sts(w http.ResponseWriter, r *http.Request, p auth.Principal) e
 // only members hold storage keys, so a platform admin who is not one is
 // refused too.
 func (s *server) memberOfReady(ctx context.Context, p auth.Principal, name string) (readmodel.Workspace, string, error) {
-	ws, err := s.authorize(ctx, p, name, readAccess)
+	ws, err := s.authorizeLive(ctx, p, name)
 	if err != nil {
 		return ws, "", err
 	}
@@ -115,6 +115,16 @@ func (s *server) memberOfReady(ctx context.Context, p auth.Principal, name strin
 		return ws, "", errorf(http.StatusConflict, "", fmt.Sprintf("workspace %s is %s, not ready", ws.Name, ws.Status))
 	}
 	return ws, role, nil
+}
+
+// authorizeLive is authorize for read access, with a deleted workspace
+// answered as one that does not exist (its members are gone with it).
+func (s *server) authorizeLive(ctx context.Context, p auth.Principal, name string) (readmodel.Workspace, error) {
+	ws, err := s.authorize(ctx, p, name, readAccess)
+	if ws.Status == events.StatusDeleted {
+		return ws, errorf(http.StatusNotFound, "name", fmt.Sprintf("workspace %s was deleted", name))
+	}
+	return ws, err
 }
 
 func validSession(req stsRequest, role string) (SessionRequest, error) {
@@ -168,7 +178,7 @@ type rotateRequest struct {
 func (s *server) rotate(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	ctx, cancel := s.commandContext(r)
 	defer cancel()
-	ws, err := s.authorize(ctx, p, r.PathValue("name"), readAccess)
+	ws, err := s.authorizeLive(ctx, p, r.PathValue("name"))
 	if err != nil {
 		return err
 	}

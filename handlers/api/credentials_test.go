@@ -45,6 +45,7 @@ func storageStack(t *testing.T) (*stack, *fakeSessions) {
 	s.put(readmodel.Workspace{Name: "ws-s", Status: events.StatusReady, Owner: "alice", Members: []readmodel.Member{
 		member("alice", events.RoleAdmin), member("bob", events.RoleAccess), member("vera", events.RoleViewer),
 		member("keyless", events.RoleAccess)}})
+	s.put(readmodel.Workspace{Name: "ws-gone", Status: events.StatusDeleted, Owner: "alice"})
 	s.put(readmodel.Workspace{Name: "ws-busy", Status: events.StatusProvisioning, Owner: "alice",
 		Members: []readmodel.Member{member("alice", events.RoleAdmin)}})
 	s.waitFor("ws-busy", func(_ readmodel.Workspace, ok bool) bool { return ok })
@@ -93,6 +94,8 @@ func TestSessionsAreLimitedAndValidated(t *testing.T) {
 		{"mallory", "ws-s", `{}`, 403, ""},
 		{"admin", "ws-s", `{}`, 403, ""}, // a platform admin who is no member holds no keys
 		{"bob", "ws-none", `{}`, 404, "name"},
+		{"bob", "ws-gone", `{}`, 404, "name"},
+		{"admin", "ws-gone", `{}`, 404, "name"},
 		{"alice", "ws-busy", `{}`, 409, ""},
 		{"keyless", "ws-s", `{}`, 409, ""},
 	} {
@@ -133,6 +136,7 @@ func TestRotationIsACommandForTheCallerOrEveryone(t *testing.T) {
 		{"bob", "ws-s", `{"grace_seconds":604801}`, 422},
 		{"bob", "ws-s", `{"grace_seconds":"soon"}`, 422},
 		{"alice", "ws-busy", `{}`, 409},
+		{"alice", "ws-gone", `{}`, 404},
 	} {
 		if r := s.call(req{method: "POST", path: "/workspaces/" + tc.path + "/credentials/rotate", user: tc.user, body: tc.body}); r.status != tc.status {
 			t.Errorf("%s %s: %d %s, want %d", tc.user, tc.body, r.status, r.body, tc.status)
