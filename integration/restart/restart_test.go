@@ -60,7 +60,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 	before := map[string]string{}
 	for _, name := range five {
 		key := "before-restart.txt"
-		putGet(t, ctx, s3For(t, s.credentials(t, name, admin)), name, key, "kept "+name)
+		putGet(t, ctx, s3For(t, s.credentials(t, name, s.token(t, owner))), name, key, "kept "+name)
 		before[name] = key
 	}
 	stop(t, s)
@@ -84,7 +84,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 	t.Logf("after the power cut, all 10 ready %s after the restart's stack.env", since(begin))
 	exactlyOne(t, ctx, s, append(slices.Clone(five), ten...))
 	for _, name := range ten {
-		putGet(t, ctx, s3For(t, s.credentials(t, name, admin)), name, "after-kill.txt", name)
+		putGet(t, ctx, s3For(t, s.credentials(t, name, s.token(t, owner))), name, "after-kill.txt", name)
 	}
 	stop(t, s)
 
@@ -197,7 +197,7 @@ func checkKept(t *testing.T, ctx context.Context, s *stack, admin string, names 
 				t.Errorf("after restart %s holds %v of %s, want ws_access", member, roles, name)
 			}
 		}
-		c := s3For(t, s.credentials(t, name, admin))
+		c := s3For(t, s.credentials(t, name, s.token(t, owner)))
 		if got := get(t, ctx, c, name, objects[name]); got != "kept "+name {
 			t.Errorf("after restart %s/%s reads %q", name, objects[name], got)
 		}
@@ -260,25 +260,38 @@ func exactlyOne(t *testing.T, ctx context.Context, s *stack, names []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var bucketNames, policyNames, userNames []string
+	var bucketNames, policyNames, readOnlyNames []string
 	for _, b := range buckets {
 		bucketNames = append(bucketNames, b.Name)
 	}
 	for p := range policies {
-		if strings.HasPrefix(p, "ws-") {
+		switch {
+		case strings.HasSuffix(p, ".readonly"):
+			readOnlyNames = append(readOnlyNames, strings.TrimSuffix(p, ".readonly"))
+		case strings.HasPrefix(p, "ws-"):
 			policyNames = append(policyNames, p)
 		}
 	}
-	for u, info := range users {
-		userNames = append(userNames, u)
-		if info.PolicyName != u {
-			t.Errorf("MinIO user %s holds policy %q, want %s", u, info.PolicyName, u)
-		}
-	}
 	want := slices.Sorted(slices.Values(names))
-	for what, got := range map[string][]string{"buckets": bucketNames, "ws-* policies": policyNames, "users": userNames} {
+	for what, got := range map[string][]string{"buckets": bucketNames, "ws-* policies": policyNames, "read-only policies": readOnlyNames} {
 		if slices.Sort(got); !slices.Equal(got, want) {
 			t.Errorf("MinIO %s %v, want exactly %v", what, got, want)
+		}
+	}
+	// One user per member, each bound to its workspace's policy.
+	perWorkspace := map[string]int{}
+	for u, info := range users {
+		ws := strings.TrimSuffix(info.PolicyName, ".readonly")
+		if !slices.Contains(names, ws) {
+			t.Errorf("MinIO user %s holds policy %q, of no workspace", u, info.PolicyName)
+		}
+		perWorkspace[ws]++
+	}
+	admin := s.token(t, "example-admin")
+	for _, name := range names {
+		_, ws := s.call(t, "GET", "/"+name, admin, "")
+		if members, _ := ws["members"].([]any); perWorkspace[name] != len(members) {
+			t.Errorf("%s: %d MinIO users for %d members", name, perWorkspace[name], len(members))
 		}
 	}
 }
