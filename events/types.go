@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 )
 
 // Command and event types: the CloudEvent `type` values of the contract.
@@ -19,6 +20,12 @@ const (
 	TypeStepFailed    = "workspace.step.failed"
 	TypeMemberAdded   = "workspace.member.added"
 	TypeMemberRemoved = "workspace.member.removed"
+
+	TypeCredentialsRotate  = "workspace.credentials.rotate"
+	TypeCredentialsMigrate = "workspace.credentials.migrate"
+	TypeCredentialsIssued  = "workspace.credentials.issued"
+	TypeCredentialsRevoked = "workspace.credentials.revoked"
+	TypeSessionIssued      = "workspace.credentials.session.issued"
 )
 
 // Kind tells commands (requests to act) from events (facts that happened).
@@ -72,11 +79,16 @@ func init() {
 	register(KindCommand, "member.add", func() Payload { return &MemberAdd{} })
 	register(KindCommand, "member.remove", func() Payload { return &MemberRemove{} })
 	register(KindCommand, "retry", func() Payload { return &Retry{} })
+	register(KindCommand, "credentials.rotate", func() Payload { return &CredentialsRotate{} })
+	register(KindCommand, "credentials.migrate", func() Payload { return &CredentialsMigrate{} })
 	register(KindEvent, "status", func() Payload { return &StatusChanged{} })
 	register(KindEvent, "step.completed", func() Payload { return &StepCompleted{} })
 	register(KindEvent, "step.failed", func() Payload { return &StepFailed{} })
 	register(KindEvent, "member.added", func() Payload { return &MemberAdded{} })
 	register(KindEvent, "member.removed", func() Payload { return &MemberRemoved{} })
+	register(KindEvent, "credentials.issued", func() Payload { return &CredentialsIssued{} })
+	register(KindEvent, "credentials.revoked", func() Payload { return &CredentialsRevoked{} })
+	register(KindEvent, "credentials.session.issued", func() Payload { return &SessionIssued{} })
 }
 
 // Lookup returns the spec of a registered type.
@@ -99,6 +111,17 @@ func Types() []string {
 const (
 	RoleAccess = "ws_access"
 	RoleAdmin  = "ws_admin"
+	RoleViewer = "ws_viewer" // reads and lists only
+)
+
+// Roles are the workspace roles, the strongest first.
+var Roles = []string{RoleAdmin, RoleAccess, RoleViewer}
+
+// Member kinds: a person, or a client application through its service
+// account.
+const (
+	KindUser   = "user"
+	KindClient = "client"
 )
 
 // Status values of a workspace.
@@ -122,9 +145,12 @@ type Delete struct {
 	Purge bool `json:"purge,omitempty"`
 }
 
-// MemberAdd grants a user one of the workspace roles.
+// MemberAdd grants a user, or a client application's service account
+// (ClientID, Username empty), one of the workspace roles; a member who
+// holds another role has it changed.
 type MemberAdd struct {
-	Username string `json:"username"`
+	Username string `json:"username,omitempty"`
+	ClientID string `json:"client_id,omitempty"`
 	Role     string `json:"role"`
 }
 
@@ -169,10 +195,50 @@ type StepFailed struct {
 	Retryable bool   `json:"retryable"`
 }
 
-// MemberAdded records that a user now holds a workspace role.
+// MemberAdded records that a user now holds a workspace role. For a
+// client application, Username is its service-account user.
 type MemberAdded struct {
 	Username string `json:"username"`
 	Role     string `json:"role"`
+	Kind     string `json:"kind,omitempty"` // KindUser when empty
+	ClientID string `json:"client_id,omitempty"`
+}
+
+// CredentialsRotate replaces a member's storage key pair (every member's
+// with All); the old pair keeps working for GraceSeconds.
+type CredentialsRotate struct {
+	Username     string `json:"username,omitempty"`
+	All          bool   `json:"all,omitempty"`
+	GraceSeconds int    `json:"grace_seconds,omitempty"`
+}
+
+// CredentialsMigrate moves a workspace made before per-member keys to
+// them; the worker publishes it for every such workspace when it starts.
+type CredentialsMigrate struct{}
+
+// CredentialsIssued records that a member holds a new storage key pair
+// (never the keys themselves).
+type CredentialsIssued struct {
+	Username string `json:"username"`
+	Reason   string `json:"reason"` // joined, rotated, migrated
+	// ValidUntil is when the pair it replaced stops working (rotation
+	// with grace).
+	PreviousValidUntil *time.Time `json:"previous_valid_until,omitempty"`
+}
+
+// CredentialsRevoked records that a storage key pair no longer works.
+type CredentialsRevoked struct {
+	Username string `json:"username"`
+	Reason   string `json:"reason"` // removed, rotated, deleted, migrated
+}
+
+// SessionIssued records temporary credentials handed to a member (never
+// the credentials).
+type SessionIssued struct {
+	Username   string    `json:"username"`
+	Prefix     string    `json:"prefix,omitempty"`
+	ReadOnly   bool      `json:"read_only"`
+	Expiration time.Time `json:"expiration"`
 }
 
 // MemberRemoved records that a user no longer holds a workspace role.
@@ -209,6 +275,21 @@ func (*MemberAdded) EventType() string { return TypeMemberAdded }
 
 // EventType implements Payload.
 func (*MemberRemoved) EventType() string { return TypeMemberRemoved }
+
+// EventType implements Payload.
+func (*CredentialsRotate) EventType() string { return TypeCredentialsRotate }
+
+// EventType implements Payload.
+func (*CredentialsMigrate) EventType() string { return TypeCredentialsMigrate }
+
+// EventType implements Payload.
+func (*CredentialsIssued) EventType() string { return TypeCredentialsIssued }
+
+// EventType implements Payload.
+func (*CredentialsRevoked) EventType() string { return TypeCredentialsRevoked }
+
+// EventType implements Payload.
+func (*SessionIssued) EventType() string { return TypeSessionIssued }
 
 func decodeStrict(raw []byte, into any) error {
 	if len(raw) == 0 {

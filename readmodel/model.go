@@ -7,10 +7,13 @@ import (
 	"github.com/eo-workspaces/provisioner/events"
 )
 
-// Member is one user's role in a workspace.
+// Member is one user's role in a workspace: a person, or a client
+// application through its service-account user.
 type Member struct {
 	Username string `json:"username"`
 	Role     string `json:"role"`
+	Kind     string `json:"kind,omitempty"` // events.KindUser when empty
+	ClientID string `json:"client_id,omitempty"`
 }
 
 // Workspace is the projected state of one workspace.
@@ -62,7 +65,7 @@ func Apply(ws *Workspace, env events.Envelope, seq uint64) (bool, error) {
 			ws.LastError, ws.FailedStep = e.Error, e.Step
 		}
 	case *events.MemberAdded:
-		setMember(ws, e.Username, e.Role)
+		setMember(ws, Member{Username: e.Username, Role: e.Role, Kind: e.Kind, ClientID: e.ClientID})
 		ws.MemberError = ""
 	case *events.MemberRemoved:
 		ws.Members = slices.DeleteFunc(ws.Members, func(m Member) bool { return m.Username == e.Username })
@@ -101,16 +104,22 @@ func applyStatus(ws *Workspace, e *events.StatusChanged) {
 
 // membershipSaga tells the sagas of membership changes, whose steps are
 // not the workspace's provisioning and whose failures leave its status be.
-func membershipSaga(saga string) bool { return saga == "member_add" || saga == "member_remove" }
+// (Credential rotations run beside the workspace the same way.)
+func membershipSaga(saga string) bool {
+	return saga == "member_add" || saga == "member_remove" || saga == "credentials_rotate" || saga == "migrate"
+}
 
-func setMember(ws *Workspace, username, role string) {
+func setMember(ws *Workspace, m Member) {
+	if m.Kind == "" {
+		m.Kind = events.KindUser
+	}
 	for i := range ws.Members {
-		if ws.Members[i].Username == username {
-			ws.Members[i].Role = role
+		if ws.Members[i].Username == m.Username {
+			ws.Members[i] = m
 			return
 		}
 	}
-	ws.Members = append(ws.Members, Member{Username: username, Role: role})
+	ws.Members = append(ws.Members, m)
 }
 
 // RoleOf returns the user's workspace role, or "" if not a member.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -62,7 +63,16 @@ func (c *CommandHandler) handle(ctx context.Context, env events.Envelope) error 
 	case *events.Retry:
 		return c.retry(ctx, env, rec, rev)
 	case *events.MemberAdd:
-		return c.side(ctx, env, c.sagas.MemberAdd(), Params{Username: cmd.Username, Role: cmd.Role}, rec, rev)
+		return c.side(ctx, env, c.sagas.MemberAdd(), Params{Username: cmd.Username, ClientID: cmd.ClientID, Role: cmd.Role}, rec, rev)
+	case *events.CredentialsRotate:
+		return c.side(ctx, env, c.sagas.Rotate(), Params{Username: cmd.Username, All: cmd.All,
+			Grace: time.Duration(cmd.GraceSeconds) * time.Second}, rec, rev)
+	case *events.CredentialsMigrate:
+		if rec.Layout >= LayoutPerMember {
+			c.skip(env, rec, "keys are per member already")
+			return nil
+		}
+		return c.side(ctx, env, c.sagas.Migrate(), Params{}, rec, rev)
 	case *events.MemberRemove:
 		return c.side(ctx, env, c.sagas.MemberRemove(), Params{Username: cmd.Username}, rec, rev)
 	default:
@@ -165,9 +175,9 @@ func (c *CommandHandler) retry(ctx context.Context, env events.Envelope, rec Rec
 // lifecycle saga s.
 func (c *CommandHandler) start(ctx context.Context, env events.Envelope, s Saga, p Params, prev Record, rev uint64) error {
 	rec := Record{Run: NewRun(s, env, p), Status: s.Running, Previous: prev.Status,
-		CreatedBy: prev.CreatedBy, MembersApplied: prev.MembersApplied}
+		CreatedBy: prev.CreatedBy, MembersApplied: prev.MembersApplied, Layout: prev.Layout}
 	if s.Name == SagaCreate {
-		rec.CreatedBy = env.ID
+		rec.CreatedBy, rec.Layout = env.ID, LayoutPerMember
 	}
 	return c.engine.Run(ctx, s, env.Subject, rec, rev)
 }

@@ -2,6 +2,7 @@ package sagas
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/google/uuid"
 	"go.uber.org/zap"
@@ -67,6 +68,9 @@ func (h *handle) completed(ctx context.Context, step Step, st *State) error {
 		return h.update(ctx, func(r *Record) {
 			run := h.run(r)
 			run.StepsDone = append(run.StepsDone, step.Name)
+			// what a step learned (a client's service-account user) is
+			// kept for the steps after it, on resume too
+			run.Params = st.Params
 			if run.Started != nil && run.Started.Step == step.Name {
 				run.Started = nil
 			}
@@ -80,7 +84,7 @@ func (h *handle) completed(ctx context.Context, step Step, st *State) error {
 }
 
 // stepEvents are the events a finished step publishes: step.completed,
-// then the step's own event if it has one.
+// then the step's own events if it has any.
 func (h *handle) stepEvents(step Step, st *State) ([]events.Envelope, error) {
 	done, err := h.envelope(step.Name, "completed", &events.StepCompleted{Saga: h.s.Name, Step: step.Name})
 	if err != nil {
@@ -93,6 +97,15 @@ func (h *handle) stepEvents(step Step, st *State) ([]events.Envelope, error) {
 			return nil, err
 		}
 		envs = append(envs, ev)
+	}
+	if step.Events != nil {
+		for i, p := range step.Events(st) {
+			ev, err := h.envelope(step.Name, fmt.Sprintf("event/%d", i), p)
+			if err != nil {
+				return nil, err
+			}
+			envs = append(envs, ev)
+		}
 	}
 	return envs, nil
 }

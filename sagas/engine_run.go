@@ -29,7 +29,8 @@ func (h *handle) drive(ctx context.Context) error {
 // state is what the steps of this run share.
 func (h *handle) state() *State {
 	rec := h.snapshot()
-	return &State{Workspace: h.ws, Params: h.run(&rec).Params, Admins: rec.admins()}
+	run := h.run(&rec)
+	return &State{Workspace: h.ws, CommandID: run.CommandID, Actor: run.Actor, Params: run.Params, Admins: rec.admins()}
 }
 
 // snapshot returns the record as last saved; the lease renewal writes it

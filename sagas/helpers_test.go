@@ -172,6 +172,10 @@ func summary(t *testing.T, envs []events.Envelope) []string {
 			out = append(out, "member:"+d.Username+"="+d.Role)
 		case *events.MemberRemoved:
 			out = append(out, "removed:"+d.Username)
+		case *events.CredentialsIssued:
+			out = append(out, "issued:"+d.Username)
+		case *events.CredentialsRevoked:
+			out = append(out, "revoked:"+d.Username)
 		default:
 			out = append(out, e.Type)
 		}

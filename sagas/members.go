@@ -30,26 +30,37 @@ import (
 //     workspace's own status stays as it was, and the command is done:
 //     it is acknowledged, not redelivered. Send it again to try again.
 
-// MemberAdd grants a user one workspace role and takes the other away,
-// granting first so a role change never leaves the user without access.
+// MemberAdd grants a user one workspace role and takes the others away,
+// granting first so a role change never leaves the user without access;
+// then their key pair is made or re-bound to the role's policy, and only
+// then is the member announced.
 func (p *Provisioner) MemberAdd() Saga {
 	return Saga{Name: SagaMemberAdd, Side: true, Settle: settleAdmins, Steps: []Step{
+		{Name: "resolve_member", Do: p.resolveMember},
 		{Name: "keep_an_admin", Do: keepAnAdmin},
 		{Name: "grant_role", Do: p.grantRole},
-		{Name: "revoke_other_role", Do: p.revokeOtherRole, Event: memberAdded},
+		{Name: "revoke_other_role", Do: p.revokeOtherRoles},
+		{Name: "member_keys", Do: p.memberKeys, Event: memberAdded},
 	}}
 }
 
-// MemberRemove takes both workspace roles away from a user.
+// MemberRemove takes every workspace role away from a user, then deletes
+// their key pair; member.removed is published only once it is gone.
 func (p *Provisioner) MemberRemove() Saga {
 	return Saga{Name: SagaMemberRemove, Side: true, Settle: settleAdmins, Steps: []Step{
 		{Name: "keep_an_admin", Do: keepAnAdmin},
-		{Name: "revoke_roles", Do: p.revokeRoles, Event: memberRemoved},
+		{Name: "revoke_roles", Do: p.revokeRoles},
+		{Name: "revoke_keys", Do: p.revokeKeys, Event: memberRemoved},
 	}}
 }
 
+func (p *Provisioner) resolveMember(ctx context.Context, st *State) error {
+	_, err := p.memberName(ctx, st)
+	return err
+}
+
 // keepAnAdmin refuses a change that would leave no ws_admin: removing
-// the only one, or making them ws_access.
+// the only one, or giving them another role.
 func keepAnAdmin(_ context.Context, st *State) error {
 	user := st.Params.Username
 	if !slices.Contains(st.Admins, user) || st.Params.Role == events.RoleAdmin {
@@ -69,16 +80,11 @@ func (p *Provisioner) grantRole(ctx context.Context, st *State) error {
 	return err
 }
 
-func (p *Provisioner) revokeOtherRole(ctx context.Context, st *State) error {
-	other := events.RoleAccess
-	if st.Params.Role == events.RoleAccess {
-		other = events.RoleAdmin
-	}
-	return p.d.Identity.RevokeClientRole(ctx, st.Workspace, st.Params.Username, other)
-}
-
-func (p *Provisioner) revokeRoles(ctx context.Context, st *State) error {
-	for _, role := range []string{events.RoleAccess, events.RoleAdmin} {
+func (p *Provisioner) revokeOtherRoles(ctx context.Context, st *State) error {
+	for _, role := range events.Roles {
+		if role == st.Params.Role {
+			continue
+		}
 		if err := p.d.Identity.RevokeClientRole(ctx, st.Workspace, st.Params.Username, role); err != nil {
 			return err
 		}
@@ -86,8 +92,29 @@ func (p *Provisioner) revokeRoles(ctx context.Context, st *State) error {
 	return nil
 }
 
+func (p *Provisioner) revokeRoles(ctx context.Context, st *State) error {
+	for _, role := range events.Roles {
+		if err := p.d.Identity.RevokeClientRole(ctx, st.Workspace, st.Params.Username, role); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Provisioner) memberKeys(ctx context.Context, st *State) error {
+	return p.ensureMemberKeys(ctx, st.Workspace, st.Params.Username, st.Params.Role)
+}
+
+func (p *Provisioner) revokeKeys(ctx context.Context, st *State) error {
+	return p.removeMemberKeys(ctx, st.Workspace, st.Params.Username)
+}
+
 func memberAdded(st *State) events.Payload {
-	return &events.MemberAdded{Username: st.Params.Username, Role: st.Params.Role}
+	ev := &events.MemberAdded{Username: st.Params.Username, Role: st.Params.Role}
+	if st.Params.ClientID != "" {
+		ev.Kind, ev.ClientID = events.KindClient, st.Params.ClientID
+	}
+	return ev
 }
 
 func memberRemoved(st *State) events.Payload {

@@ -65,7 +65,7 @@ func TestMemberAddThenRemove(t *testing.T) {
 		t.Fatalf("mappings %v", got)
 	}
 	envs := h.tail("ws-m", n)
-	want := []string{"member_add:keep_an_admin", "member_add:grant_role", "member_add:revoke_other_role", "member:" + user2 + "=ws_access"}
+	want := []string{"member_add:resolve_member", "member_add:keep_an_admin", "member_add:grant_role", "member_add:revoke_other_role", "member_add:member_keys", "member:" + user2 + "=ws_access"}
 	if got := summary(t, envs); !slices.Equal(got, want) {
 		t.Fatalf("events\n got %v\nwant %v", got, want)
 	}
@@ -85,7 +85,7 @@ func TestMemberAddThenRemove(t *testing.T) {
 	if got := h.mappings("ws-m"); len(got) != 1 || got[user2] != nil {
 		t.Fatalf("mappings after remove %v", got)
 	}
-	want = []string{"member_remove:keep_an_admin", "member_remove:revoke_roles", "removed:" + user2}
+	want = []string{"member_remove:keep_an_admin", "member_remove:revoke_roles", "member_remove:revoke_keys", "removed:" + user2}
 	if got := summary(t, h.tail("ws-m", n)); !slices.Equal(got, want) {
 		t.Fatalf("events\n got %v\nwant %v", got, want)
 	}
@@ -275,7 +275,7 @@ func TestCrashMidMembershipChangeResumes(t *testing.T) {
 				t.Fatalf("no crash (err %v)", err)
 			}
 			rec := h.record("ws-mcrash")
-			if rec.Member == nil || rec.Member.CommandID != cmd.ID || len(rec.Member.StepsDone) != i+1 || rec.Lease == nil {
+			if rec.Member == nil || rec.Member.CommandID != cmd.ID || len(rec.Member.StepsDone) != i+2 || rec.Lease == nil {
 				t.Fatalf("record after the crash %+v member %+v", rec, rec.Member)
 			}
 			n := len(h.eventsOf("ws-mcrash"))
@@ -283,7 +283,7 @@ func TestCrashMidMembershipChangeResumes(t *testing.T) {
 			if got := h.mappings("ws-mcrash")[user2]; !slices.Equal(got, []string{events.RoleAccess}) {
 				t.Fatalf("mappings %v", got)
 			}
-			wantGrants, wantRevokes := grants+1, revokes+1
+			wantGrants, wantRevokes := grants+1, revokes+2 // the two other roles
 			if i == 0 {
 				wantGrants++
 			} else {
@@ -294,7 +294,7 @@ func TestCrashMidMembershipChangeResumes(t *testing.T) {
 			}
 			// Events of the steps after the crashed one's; the crashed step's
 			// completion was never published, so it appears once.
-			want := []string{"member_add:grant_role", "member_add:revoke_other_role", "member:" + user2 + "=ws_access"}[i:]
+			want := []string{"member_add:grant_role", "member_add:revoke_other_role", "member_add:member_keys", "member:" + user2 + "=ws_access"}[i:]
 			if got := summary(t, h.tail("ws-mcrash", n)); !slices.Equal(got, want) {
 				t.Fatalf("events after resume\n got %v\nwant %v", got, want)
 			}

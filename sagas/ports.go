@@ -38,6 +38,26 @@ type EventPublisher interface {
 type Credential struct {
 	AccessKey string `json:"access_key"`
 	SecretKey string `json:"secret_key"`
+	// Username is the member the key pair belongs to (empty for the
+	// workspace-wide key pair of versions before per-member keys).
+	Username string `json:"username,omitempty"`
+	// Policy is the MinIO policy the pair is bound to (the member's role's).
+	Policy string `json:"policy,omitempty"`
+	// RotatedBy is the id of the rotation command that issued the pair,
+	// so a repeated rotation step does not replace it again.
+	RotatedBy string `json:"rotated_by,omitempty"`
+	// Next is the pair a rotation in progress will put in place, stored
+	// before its MinIO user is made.
+	Next *Credential `json:"next,omitempty"`
+}
+
+// Retirement is an old key pair that keeps working until Until, after a
+// rotation with grace; then it is deleted.
+type Retirement struct {
+	Workspace, Username, AccessKey string
+	Until                          time.Time
+	// Actor and CommandID are the rotation's, for the audit trail.
+	Actor, CommandID string
 }
 
 func (c Credential) String() string {
@@ -54,6 +74,21 @@ type Vault interface {
 	Get(ctx context.Context, ws string) (c Credential, ok bool, err error)
 	// Delete removes it; absent is success.
 	Delete(ctx context.Context, ws string) error
+
+	// PutMemberIfAbsent, GetMember and DeleteMember do the same for one
+	// member's key pair in a workspace; Members lists a workspace's.
+	PutMemberIfAbsent(ctx context.Context, ws, username string, c Credential) (Credential, error)
+	GetMember(ctx context.Context, ws, username string) (c Credential, ok bool, err error)
+	DeleteMember(ctx context.Context, ws, username string) error
+	Members(ctx context.Context, ws string) ([]Credential, error)
+	// PutMember replaces a member's key pair (a rotation, a role change).
+	PutMember(ctx context.Context, ws, username string, c Credential) error
+
+	// Retire records an old key pair to delete once its grace is over;
+	// Retirements lists them; Retired forgets one once deleted.
+	Retire(ctx context.Context, r Retirement) error
+	Retirements(ctx context.Context) ([]Retirement, error)
+	Retired(ctx context.Context, r Retirement) error
 }
 
 // Names releases a workspace name reservation so the name can be reused.
@@ -83,6 +118,12 @@ type Identity interface {
 	// GrantClientRole maps a user to a client role; already mapped is
 	// success; ErrUnknownUser if no such user.
 	GrantClientRole(ctx context.Context, clientID, username, role string) error
+	// ServiceAccountUser returns the username of a client application's
+	// service-account user; ErrUnknownUser if there is no such client or
+	// it has no service account.
+	ServiceAccountUser(ctx context.Context, clientID string) (string, error)
+	// RoleHolders lists the usernames holding a client role.
+	RoleHolders(ctx context.Context, clientID, role string) ([]string, error)
 	// RevokeClientRole removes the mapping; absent is success.
 	RevokeClientRole(ctx context.Context, clientID, username, role string) error
 }
@@ -108,6 +149,10 @@ type ObjectStore interface {
 	// DeletePolicy removes the policy of the bucket of the same name;
 	// absent is success, ErrNotOurs if its document is another.
 	DeletePolicy(ctx context.Context, policy string) error
+	// EnsureReadOnlyPolicy and DeleteReadOnlyPolicy are the same for the
+	// bucket's read-only policy, named policy.
+	EnsureReadOnlyPolicy(ctx context.Context, policy, bucket string) error
+	DeleteReadOnlyPolicy(ctx context.Context, policy, bucket string) error
 	// EnsureUser creates or updates a user with that secret and attaches
 	// the policy (already attached is success).
 	EnsureUser(ctx context.Context, accessKey, secretKey, policy string) error

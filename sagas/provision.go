@@ -60,7 +60,9 @@ func (p *Provisioner) createSteps() []Step {
 		{Name: "owner_role", Lane: identity, Do: p.grantOwner, Event: ownerAdded}, // removed with the client
 		{Name: "bucket", Lane: storage, Do: p.ensureBucket, Compensate: p.deleteBucket, MarkStart: true},
 		{Name: "policy", Lane: storage, Do: p.ensurePolicy, Compensate: p.deletePolicy},
-		{Name: "credentials", Lane: storage, Do: p.ensureCredentials, Compensate: p.revoke}, // secret stored before the user exists
+		{Name: "policy_readonly", Lane: storage, Do: p.ensureReadOnlyPolicy, Compensate: p.deleteReadOnlyPolicy},
+		// the owner's key pair; undone with every member's
+		{Name: "credentials", Lane: storage, Do: p.ensureOwnerKeys, Compensate: p.revoke},
 	}
 }
 
@@ -79,7 +81,7 @@ func (p *Provisioner) Delete() Saga {
 // A new saga kind is a method returning its Saga, listed here, and a case
 // in CommandHandler.handle that starts it.
 func (p *Provisioner) ByName(name string) (Saga, bool) {
-	for _, def := range []func() Saga{p.Create, p.Delete, p.MemberAdd, p.MemberRemove} {
+	for _, def := range []func() Saga{p.Create, p.Delete, p.MemberAdd, p.MemberRemove, p.Rotate, p.Migrate} {
 		if s := def(); s.Name == name {
 			return s, true
 		}
@@ -107,7 +109,7 @@ func (p *Provisioner) ensureClient(ctx context.Context, st *State) error {
 }
 
 func (p *Provisioner) ensureRoles(ctx context.Context, st *State) error {
-	return p.d.Identity.EnsureClientRoles(ctx, st.Workspace, events.RoleAccess, events.RoleAdmin)
+	return p.d.Identity.EnsureClientRoles(ctx, st.Workspace, events.Roles...)
 }
 
 func (p *Provisioner) grantOwner(ctx context.Context, st *State) error {
@@ -143,45 +145,20 @@ func (p *Provisioner) ensurePolicy(ctx context.Context, st *State) error {
 	return p.d.Store.EnsureBucketPolicy(ctx, st.Workspace, st.Workspace)
 }
 
-// ensureCredentials stores the secret before creating the user, so a
-// crash in between re-applies the same secret. A stored secret is also
-// our mark on the user: one that exists without it is someone else's.
-func (p *Provisioner) ensureCredentials(ctx context.Context, st *State) error {
-	ws := st.Workspace
-	cred, ok, err := p.d.Vault.Get(ctx, ws)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		exists, err := p.d.Store.UserExists(ctx, ws)
-		if err != nil {
-			return err
-		}
-		if exists {
-			return fmt.Errorf("minio user %q: %w", ws, ErrNotOurs)
-		}
-		secret, err := newSecret()
-		if err != nil {
-			return err
-		}
-		if cred, err = p.d.Vault.PutIfAbsent(ctx, ws, Credential{AccessKey: ws, SecretKey: secret}); err != nil {
-			return err
-		}
-	}
-	return redact(p.d.Store.EnsureUser(ctx, cred.AccessKey, cred.SecretKey, ws), cred.SecretKey)
+// ensureReadOnlyPolicy is the viewers' policy, with the same rule: its
+// document is its mark.
+func (p *Provisioner) ensureReadOnlyPolicy(ctx context.Context, st *State) error {
+	return p.d.Store.EnsureReadOnlyPolicy(ctx, ReadOnlyPolicy(st.Workspace), st.Workspace)
 }
 
-// revoke deletes the MinIO user, then our copy of its secret. Without a
-// stored secret the user, if any, is not ours and is left alone.
+func (p *Provisioner) ensureOwnerKeys(ctx context.Context, st *State) error {
+	return p.ensureMemberKeys(ctx, st.Workspace, st.Params.Owner, events.RoleAdmin)
+}
+
+// revoke deletes every member's MinIO user, then our copies of their
+// secrets.
 func (p *Provisioner) revoke(ctx context.Context, st *State) error {
-	cred, ok, err := p.d.Vault.Get(ctx, st.Workspace)
-	if err != nil || !ok {
-		return err
-	}
-	if err := p.d.Store.DeleteUser(ctx, cred.AccessKey); err != nil {
-		return redact(err, cred.SecretKey)
-	}
-	return p.d.Vault.Delete(ctx, st.Workspace)
+	return p.removeAllKeys(ctx, st.Workspace)
 }
 
 func (p *Provisioner) deleteBucketIfEmpty(ctx context.Context, st *State) error {
@@ -201,6 +178,10 @@ func (p *Provisioner) deleteBucket(ctx context.Context, st *State) error {
 
 func (p *Provisioner) deletePolicy(ctx context.Context, st *State) error {
 	return p.notOursIsGone(st, "policy", p.d.Store.DeletePolicy(ctx, st.Workspace))
+}
+
+func (p *Provisioner) deleteReadOnlyPolicy(ctx context.Context, st *State) error {
+	return p.notOursIsGone(st, "policy", p.d.Store.DeleteReadOnlyPolicy(ctx, ReadOnlyPolicy(st.Workspace), st.Workspace))
 }
 
 func (p *Provisioner) deleteClient(ctx context.Context, st *State) error {

@@ -37,6 +37,9 @@ type Record struct {
 	// Admins are the ws_admin holders this system granted, as far as
 	// its own sagas know (nil: only the owner), for the last-admin rule.
 	Admins []string `json:"admins,omitempty"`
+	// Layout is how the workspace's storage access is made (LayoutShared,
+	// LayoutPerMember), so an upgrade knows what to migrate.
+	Layout int `json:"layout,omitempty"`
 	// MembersApplied holds the ids of the latest side-saga commands that
 	// ended (done or failed), oldest first, so a redelivered one is not
 	// applied again after later changes.

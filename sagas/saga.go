@@ -13,6 +13,8 @@ const (
 	SagaDelete       = "delete"
 	SagaMemberAdd    = "member_add"
 	SagaMemberRemove = "member_remove"
+	SagaRotate       = "credentials_rotate"
+	SagaMigrate      = "migrate"
 )
 
 // Step is one named, idempotent unit of a saga. Running Do twice, or
@@ -26,6 +28,10 @@ type Step struct {
 	// Event, if set, returns a domain event published once the step is
 	// done (e.g. the owner became a member).
 	Event func(st *State) events.Payload
+	// Events, if set, returns more domain events published once the step
+	// is done, one per item it handled (e.g. each member whose keys a
+	// rotation replaced).
+	Events func(st *State) []events.Payload
 	// MarkStart asks the engine to save in the record when the step first
 	// started, before its first attempt, and to pass it in
 	// State.StepStarted: a step whose side effect takes two provider calls
@@ -66,7 +72,9 @@ type Saga struct {
 // parameters of the command that started the saga.
 type State struct {
 	Workspace string
-	Params    Params
+	// CommandID and Actor are the command's that drives the run.
+	CommandID, Actor string
+	Params           Params
 	// StepStarted is when the current step first started, for a step
 	// with MarkStart (zero otherwise); the same on every attempt, resume
 	// and retry of that step.
@@ -81,8 +89,15 @@ type State struct {
 type Params struct {
 	Owner    string `json:"owner,omitempty"`
 	Purge    bool   `json:"purge,omitempty"`
-	Username string `json:"username,omitempty"` // membership changes
-	Role     string `json:"role,omitempty"`     // member_add
+	Username string `json:"username,omitempty"`  // membership changes
+	ClientID string `json:"client_id,omitempty"` // member_add of a client application
+	// credentials_rotate: everyone's keys (All) or Username's, the old
+	// ones kept working for Grace; Rotated lists whose were replaced.
+	All       bool          `json:"all,omitempty"`
+	Grace     time.Duration `json:"grace,omitempty"`
+	Rotated   []string      `json:"rotated,omitempty"`
+	RotatedAt time.Time     `json:"rotated_at,omitzero"`
+	Role      string        `json:"role,omitempty"` // member_add
 }
 
 // Compensations returns the undo steps of steps, in reverse order,

@@ -11,9 +11,10 @@ import (
 
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/sagas"
+	"github.com/eo-workspaces/provisioner/sagas/sagatest"
 )
 
-var createSteps = []string{"keycloak_client", "keycloak_roles", "owner_role", "bucket", "policy", "credentials"}
+var createSteps = []string{"keycloak_client", "keycloak_roles", "owner_role", "bucket", "policy", "policy_readonly", "credentials"}
 
 // The create saga's two lanes run side by side, each in its own order.
 var (
@@ -44,20 +45,20 @@ func inLaneOrder(got, lane []string) bool {
 func (h *harness) assertProvisioned(ws string) {
 	h.t.Helper()
 	s := h.prov.Workspace(ws)
-	cred, ok, err := h.vault.Get(context.Background(), ws)
+	cred, ok, err := h.vault.GetMember(context.Background(), ws, owner)
 	switch {
 	case err != nil || !ok:
-		h.t.Fatalf("no stored credential: %v", err)
-	case !s.Client || !slices.Equal(s.Roles, []string{events.RoleAccess, events.RoleAdmin}):
+		h.t.Fatalf("no stored credential of the owner: %v", err)
+	case !s.Client || !slices.Equal(s.Roles, events.Roles):
 		h.t.Fatalf("client %v roles %v", s.Client, s.Roles)
 	case !slices.Equal(s.Mappings[owner], []string{events.RoleAdmin}):
 		h.t.Fatalf("owner mappings %v", s.Mappings)
-	case !s.Bucket || s.Policy != ws:
-		h.t.Fatalf("bucket %v policy %q", s.Bucket, s.Policy)
-	case s.User == nil || s.User.Policy != ws || s.User.Secret != cred.SecretKey || cred.AccessKey != ws:
-		h.t.Fatalf("minio user %+v, stored access key %s", s.User, cred.AccessKey)
+	case !s.Bucket || s.Policy != ws || s.ReadOnlyPolicy != ws:
+		h.t.Fatalf("bucket %v policy %q read-only policy %q", s.Bucket, s.Policy, s.ReadOnlyPolicy)
+	case len(s.Users) != 1 || s.Users[cred.AccessKey] != (sagatest.MinioUser{Secret: cred.SecretKey, Policy: ws}) || s.User != nil:
+		h.t.Fatalf("minio users %+v, stored access key %s", s.Users, cred.AccessKey)
 	}
-	for kind, want := range map[string]int{"client": 1, "role": 2, "mapping": 1, "bucket": 1, "policy": 1, "user": 1} {
+	for kind, want := range map[string]int{"client": 1, "role": 3, "mapping": 1, "bucket": 1, "policy": 2, "user": 1} {
 		if got := h.prov.Creates(kind); got != want {
 			h.t.Errorf("%s created %d times, want %d", kind, got, want)
 		}
@@ -81,7 +82,7 @@ func TestCreateProvisionsTheWorkspaceAndPublishesEachStep(t *testing.T) {
 		{"create:keycloak_client", "create:keycloak_roles", "create:owner_role", "member:" + owner + "=ws_admin"},
 		{"create:bucket", "create:policy", "create:credentials"},
 	}
-	if len(got) != 9 || got[0] != "status:provisioning" || got[8] != "status:ready" ||
+	if len(got) != 10 || got[0] != "status:provisioning" || got[9] != "status:ready" ||
 		!inLaneOrder(got, lanes[0]) || !inLaneOrder(got, lanes[1]) {
 		t.Fatalf("events %v: want provisioning, each lane's events in its order, then ready", got)
 	}
@@ -98,7 +99,7 @@ func TestCreateProvisionsTheWorkspaceAndPublishesEachStep(t *testing.T) {
 }
 
 // createOps are the provider calls of the create steps, in order.
-var createOps = []string{"EnsureClient", "EnsureClientRoles", "GrantClientRole", "EnsureBucket", "EnsureBucketPolicy", "EnsureUser"}
+var createOps = []string{"EnsureClient", "EnsureClientRoles", "GrantClientRole", "EnsureBucket", "EnsureBucketPolicy", "EnsureReadOnlyPolicy", "EnsureUser"}
 
 func TestCrashBetweenSideEffectAndProgressAtEveryCreateStep(t *testing.T) {
 	for i, op := range createOps {
@@ -131,14 +132,14 @@ func TestCrashBetweenSideEffectAndProgressAtEveryCreateStep(t *testing.T) {
 				t.Fatalf("record %+v", rec)
 			}
 			// The repeated step published nothing new: its event ids are the same.
-			if got := summary(t, h.eventsOf("ws-crash")); len(got) != 9 {
+			if got := summary(t, h.eventsOf("ws-crash")); len(got) != 10 {
 				t.Fatalf("events after resume: %v", got)
 			}
 		})
 	}
 }
 
-var deleteOps = []string{"DeleteUser", "DeletePolicy", "DeleteBucket", "DeleteClient"}
+var deleteOps = []string{"DeleteUser", "DeleteReadOnlyPolicy", "DeletePolicy", "DeleteBucket", "DeleteClient"}
 
 func TestCrashAtEveryDeleteStepResumes(t *testing.T) {
 	for i, op := range deleteOps {
@@ -318,15 +319,15 @@ func TestDeleteWithoutPurgeKeepsANonEmptyWorkspaceIntact(t *testing.T) {
 	if s := h.prov.Workspace("ws-data"); !s.Empty() {
 		t.Fatalf("left behind: %+v", s)
 	}
-	if _, ok, _ := h.vault.Get(ctx, "ws-data"); ok {
-		t.Fatal("stored credential left behind")
+	if m, err := h.vault.Members(ctx, "ws-data"); err != nil || len(m) != 0 {
+		t.Fatalf("stored credentials left behind: %d (%v)", len(m), err)
 	}
 	if _, err := h.namesKV.Get(ctx, "ws-data"); !events.IsNotFound(err) {
 		t.Fatalf("name reservation not released: %v", err)
 	}
 	got := summary(t, h.eventsOf("ws-data"))
-	wantTail := []string{"status:deleting", "delete:bucket_empty_check", "delete:credentials", "delete:policy",
-		"delete:bucket", "delete:keycloak_client", "delete:release_name", "status:deleted"}
+	wantTail := []string{"status:deleting", "delete:bucket_empty_check", "delete:credentials", "delete:policy_readonly",
+		"delete:policy", "delete:bucket", "delete:keycloak_client", "delete:release_name", "status:deleted"}
 	if !slices.Equal(got[len(got)-len(wantTail):], wantTail) {
 		t.Fatalf("events %v", got)
 	}
@@ -340,7 +341,7 @@ func TestDeleteWithoutPurgeKeepsANonEmptyWorkspaceIntact(t *testing.T) {
 }
 
 func TestResourcesOfOthersAreNeverAdoptedNorRemoved(t *testing.T) {
-	for _, tc := range []struct{ kind, step string }{{"client", "keycloak_client"}, {"bucket", "bucket"}, {"user", "credentials"}} {
+	for _, tc := range []struct{ kind, step string }{{"client", "keycloak_client"}, {"bucket", "bucket"}, {"policy", "policy"}} {
 		t.Run(tc.kind, func(t *testing.T) {
 			h := newHarness(t)
 			c := h.coordinator(fastRetries("w1"))
@@ -354,12 +355,9 @@ func TestResourcesOfOthersAreNeverAdoptedNorRemoved(t *testing.T) {
 				t.Fatal(err)
 			}
 			s := h.prov.Workspace("ws-taken")
-			foreignLeft := map[string]bool{"client": s.Client, "bucket": s.Bucket, "user": s.User != nil}
-			if !foreignLeft[tc.kind] || !s.ForeignAny && tc.kind != "user" {
-				t.Fatalf("the foreign %s was removed: %+v", tc.kind, s)
-			}
-			if tc.kind == "user" && s.User.Secret != "not-ours-secret" {
-				t.Fatal("the foreign user was changed")
+			foreignLeft := map[string]bool{"client": s.Client, "bucket": s.Bucket, "policy": s.Policy == "someone-elses-bucket"}
+			if !foreignLeft[tc.kind] || !s.ForeignAny && tc.kind != "policy" {
+				t.Fatalf("the foreign %s was removed or changed: %+v", tc.kind, s)
 			}
 			if rec := h.record("ws-taken"); rec.Status != events.StatusDeleted {
 				t.Fatalf("record %+v", rec)
@@ -377,7 +375,7 @@ func TestTheSecretAppearsInNoEventLogOrRecord(t *testing.T) {
 		if op != "EnsureUser" || !leaky {
 			return nil
 		}
-		c, _, _ := h.vault.Get(ctx, ws)
+		c, _, _ := h.vault.GetMember(ctx, "ws-secret", owner)
 		return sagas.Permanent(fmt.Errorf("bad request: secret %s rejected", c.SecretKey))
 	})
 	c := h.coordinator(fastRetries("w1"))
@@ -388,7 +386,7 @@ func TestTheSecretAppearsInNoEventLogOrRecord(t *testing.T) {
 	if err := c.Handle(ctx, command(t, "ws-secret", &events.Retry{})); err != nil {
 		t.Fatal(err)
 	}
-	cred, ok, _ := h.vault.Get(ctx, "ws-secret")
+	cred, ok, _ := h.vault.GetMember(ctx, "ws-secret", owner)
 	if !ok {
 		t.Fatal("no credential")
 	}

@@ -14,16 +14,50 @@ import (
 // samples holds one valid payload per registered type; the test below
 // fails when a type is added without one.
 var samples = map[string]events.Payload{
-	events.TypeCreate:        &events.Create{PreferredName: "Team A", DefaultOwner: "example-user-1"},
-	events.TypeDelete:        &events.Delete{Purge: true},
-	events.TypeMemberAdd:     &events.MemberAdd{Username: "example-user-2", Role: events.RoleAccess},
-	events.TypeMemberRemove:  &events.MemberRemove{Username: "example-user-2"},
-	events.TypeRetry:         &events.Retry{},
-	events.TypeStatusChanged: &events.StatusChanged{Status: events.StatusReady, Previous: events.StatusProvisioning, Storage: &events.Storage{Bucket: "ws-team-a", Endpoint: "http://127.0.0.1:9000", Region: "us-east-1"}},
-	events.TypeStepCompleted: &events.StepCompleted{Saga: "create", Step: "bucket"},
-	events.TypeStepFailed:    &events.StepFailed{Saga: "create", Step: "bucket", Error: "boom", Retryable: true},
-	events.TypeMemberAdded:   &events.MemberAdded{Username: "u", Role: events.RoleAdmin},
-	events.TypeMemberRemoved: &events.MemberRemoved{Username: "u"},
+	events.TypeCreate:             &events.Create{PreferredName: "Team A", DefaultOwner: "example-user-1"},
+	events.TypeDelete:             &events.Delete{Purge: true},
+	events.TypeMemberAdd:          &events.MemberAdd{Username: "example-user-2", Role: events.RoleAccess},
+	events.TypeMemberRemove:       &events.MemberRemove{Username: "example-user-2"},
+	events.TypeRetry:              &events.Retry{},
+	events.TypeStatusChanged:      &events.StatusChanged{Status: events.StatusReady, Previous: events.StatusProvisioning, Storage: &events.Storage{Bucket: "ws-team-a", Endpoint: "http://127.0.0.1:9000", Region: "us-east-1"}},
+	events.TypeStepCompleted:      &events.StepCompleted{Saga: "create", Step: "bucket"},
+	events.TypeStepFailed:         &events.StepFailed{Saga: "create", Step: "bucket", Error: "boom", Retryable: true},
+	events.TypeMemberAdded:        &events.MemberAdded{Username: "u", Role: events.RoleAdmin},
+	events.TypeMemberRemoved:      &events.MemberRemoved{Username: "u"},
+	events.TypeCredentialsRotate:  &events.CredentialsRotate{All: true, GraceSeconds: 60},
+	events.TypeCredentialsMigrate: &events.CredentialsMigrate{},
+	events.TypeCredentialsIssued:  &events.CredentialsIssued{Username: "u", Reason: "rotated", PreviousValidUntil: &until},
+	events.TypeCredentialsRevoked: &events.CredentialsRevoked{Username: "u", Reason: "removed"},
+	events.TypeSessionIssued:      &events.SessionIssued{Username: "u", Prefix: "data/", Expiration: until},
+}
+
+var until = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+
+// TestMemberAndRotationShapes checks the either-or rules of the
+// membership and rotation commands.
+func TestMemberAndRotationShapes(t *testing.T) {
+	v := mustValidator(t)
+	for _, tc := range []struct {
+		p     events.Payload
+		valid bool
+	}{
+		{&events.MemberAdd{ClientID: "notebook", Role: events.RoleViewer}, true},
+		{&events.MemberAdd{Username: "u", ClientID: "notebook", Role: events.RoleAccess}, false},
+		{&events.MemberAdd{Role: events.RoleAccess}, false},
+		{&events.CredentialsRotate{Username: "u"}, true},
+		{&events.CredentialsRotate{Username: "u", All: true}, false},
+		{&events.CredentialsRotate{}, false},
+		{&events.CredentialsRotate{All: true, GraceSeconds: -1}, false},
+	} {
+		env, err := events.New("ws-team-a", tc.p, events.Meta{Actor: "example-admin"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal(env)
+		if err := v.Validate(raw); (err == nil) != tc.valid {
+			t.Errorf("%s %+v: valid = %v, want %v (%v)", env.Type, tc.p, err == nil, tc.valid, err)
+		}
+	}
 }
 
 func mustValidator(t *testing.T) *schemas.Validator {

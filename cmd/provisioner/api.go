@@ -30,6 +30,14 @@ func (s *system) startAPI(ctx context.Context, g *errgroup.Group) error {
 	if err != nil {
 		return err
 	}
+	var sts api.Sessions // without MinIO settings, STS answers 503
+	if s.cfg.S3Endpoint != "" {
+		store, err := s.objectStore()
+		if err != nil {
+			return err
+		}
+		sts = sessions{vault: creds, store: store, endpoint: s.publicS3URL(), region: s.cfg.S3Region}
+	}
 	authn, err := s.authenticator(ctx)
 	if err != nil {
 		return err
@@ -49,7 +57,7 @@ func (s *system) startAPI(ctx context.Context, g *errgroup.Group) error {
 	}
 	h, err := api.New(api.Config{AdminRole: s.cfg.AdminRole}, api.Deps{
 		Publisher: s.pub, Workspaces: reader, Credentials: creds,
-		Names: names.NewKV(namesKV), Idempotency: idem, JS: js, Auth: authn,
+		Sessions: sts, Names: names.NewKV(namesKV), Idempotency: idem, JS: js, Auth: authn,
 		Ready: ready, Log: s.log.Named("api"), Metrics: s.metrics,
 	})
 	if err != nil {

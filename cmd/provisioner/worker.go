@@ -10,6 +10,14 @@ import (
 	"github.com/eo-workspaces/provisioner/sagas/objectstore"
 )
 
+// objectStore is the MinIO adapter, for the worker's sagas and the API's
+// temporary credentials.
+func (s *system) objectStore() (*objectstore.Store, error) {
+	return objectstore.New(objectstore.Config{
+		Endpoint: s.cfg.S3Endpoint, AccessKey: s.cfg.MinIOAccessKey, SecretKey: s.cfg.MinIOSecretKey, Region: s.cfg.S3Region,
+	})
+}
+
 func (s *system) startWorker(ctx context.Context, g *errgroup.Group) error {
 	identity, err := keycloak.New(keycloak.Config{
 		BaseURL: s.cfg.KeycloakURL, Realm: s.cfg.KeycloakRealm,
@@ -18,9 +26,7 @@ func (s *system) startWorker(ctx context.Context, g *errgroup.Group) error {
 	if err != nil {
 		return err
 	}
-	store, err := objectstore.New(objectstore.Config{
-		Endpoint: s.cfg.S3Endpoint, AccessKey: s.cfg.MinIOAccessKey, SecretKey: s.cfg.MinIOSecretKey, Region: s.cfg.S3Region,
-	})
+	store, err := s.objectStore()
 	if err != nil {
 		return err
 	}

@@ -85,11 +85,11 @@ type Workspaces interface {
 	List(f readmodel.Filter, cursor string, limit int) ([]readmodel.Workspace, string)
 }
 
-// Credentials returns a ready workspace's storage credentials, the keys
-// openapi.yaml lists under storage.credentials; (nil, nil) when there are
-// none yet.
+// Credentials returns a member's storage credentials in a ready
+// workspace, the keys openapi.yaml lists under storage.credentials;
+// (nil, nil) when they hold none (yet).
 type Credentials interface {
-	Credentials(ctx context.Context, workspace string) (map[string]string, error)
+	MemberCredentials(ctx context.Context, workspace, username string) (map[string]string, error)
 }
 
 // Names reserves workspace names (*names.KV).
@@ -110,6 +110,7 @@ type Deps struct {
 	Publisher   Publisher
 	Workspaces  Workspaces
 	Credentials Credentials // may be nil: storage is then always null
+	Sessions    Sessions    // may be nil: no temporary credentials (503)
 	Names       Names
 	Idempotency jetstream.KeyValue // events.IdempotencyBucket
 	JS          jetstream.JetStream
@@ -196,6 +197,8 @@ func (s *server) routes(g prometheus.Gatherer) []route {
 		{pattern: "POST /workspaces/{name}/members", handle: s.addMember},
 		{pattern: "DELETE /workspaces/{name}/members/{username}", handle: s.removeMember},
 		{pattern: "POST /workspaces/{name}/retry", handle: s.retry},
+		{pattern: "POST /workspaces/{name}/credentials/sts", handle: s.sts},
+		{pattern: "POST /workspaces/{name}/credentials/rotate", handle: s.rotate},
 		{pattern: "GET /workspaces/{name}/events", handle: s.history},
 		{pattern: "GET /healthz", public: true, handle: s.healthz},
 		{pattern: "GET /readyz", public: true, handle: s.readyz},

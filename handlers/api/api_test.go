@@ -47,7 +47,10 @@ type stack struct {
 // API only passes what it returns through.
 type testCredentials map[string]map[string]string
 
-func (c testCredentials) Credentials(_ context.Context, ws string) (map[string]string, error) {
+func (c testCredentials) MemberCredentials(_ context.Context, ws, username string) (map[string]string, error) {
+	if creds, ok := c[ws+"/"+username]; ok {
+		return creds, nil
+	}
 	return c[ws], nil
 }
 
@@ -402,7 +405,7 @@ func TestCreateThenReadYourWriteAndProjection(t *testing.T) {
 	got = workspaceBody{}
 	r.json(t, &got)
 	if got.Status != "ready" || got.Storage == nil || got.Storage.Credentials["AWS_SECRET_ACCESS_KEY"] != "sk" ||
-		!slices.Equal(got.Members, []memberBody{{"alice", "ws_admin"}}) {
+		!slices.Equal(got.Members, []memberBody{{Username: "alice", Role: "ws_admin", Kind: "user"}}) {
 		t.Fatalf("ready workspace: %s", r.body)
 	}
 	if cc := r.header.Get("Cache-Control"); cc != "no-store" {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/eo-workspaces/provisioner/auth"
 	"github.com/eo-workspaces/provisioner/events"
+	"github.com/eo-workspaces/provisioner/readmodel"
 	"github.com/eo-workspaces/provisioner/sagas/names"
 	"github.com/eo-workspaces/provisioner/schemas"
 )
@@ -25,8 +26,10 @@ type createRequest struct {
 	DefaultOwner  string `json:"default_owner"`
 }
 
+// memberRequest names a user, or a client application by its clientId.
 type memberRequest struct {
-	Username string `json:"username"`
+	Username string `json:"username,omitempty"`
+	ClientID string `json:"client_id,omitempty"`
 	Role     string `json:"role"`
 }
 
@@ -146,7 +149,8 @@ func (s *server) addMember(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if req.Role == "" {
 		req.Role = events.RoleAccess
 	}
-	if err := validUsername("username", req.Username); err != nil {
+	member, err := validMember(req)
+	if err != nil {
 		return err
 	}
 	if err := validRole(req.Role); err != nil {
@@ -155,8 +159,48 @@ func (s *server) addMember(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err := notGone(ws.Name, ws.Status); err != nil {
 		return err
 	}
-	return s.command(ctx, w, r, p, ws.Name, req, &events.MemberAdd{Username: req.Username, Role: req.Role},
-		acceptedBody{Name: ws.Name, Username: req.Username, Role: req.Role}, nil)
+	if req.Role != events.RoleAdmin {
+		if err := keepAnAdmin(ws, member, "give another role to"); err != nil {
+			return err
+		}
+	}
+	return s.command(ctx, w, r, p, ws.Name, req, &events.MemberAdd{Username: req.Username, ClientID: req.ClientID, Role: req.Role},
+		acceptedBody{Name: ws.Name, Username: member, Role: req.Role}, nil)
+}
+
+// validMember checks that exactly one of username and client_id is given
+// and returns the username the member will have: a client application's
+// is its service-account user's, as Keycloak names it.
+func validMember(req memberRequest) (string, error) {
+	switch {
+	case req.Username != "" && req.ClientID != "":
+		return "", errorf(http.StatusUnprocessableEntity, "client_id", "give either username or client_id, not both")
+	case req.ClientID != "":
+		if err := validUsername("client_id", req.ClientID); err != nil {
+			return "", err
+		}
+		return serviceAccountPrefix + strings.ToLower(req.ClientID), nil
+	}
+	return req.Username, validUsername("username", req.Username)
+}
+
+// serviceAccountPrefix starts the username Keycloak gives a client's
+// service-account user.
+const serviceAccountPrefix = "service-account-"
+
+// keepAnAdmin refuses, as the worker would, a change that leaves the
+// workspace without a ws_admin, so the caller learns it at once (409).
+func keepAnAdmin(ws readmodel.Workspace, username, doing string) error {
+	if ws.RoleOf(username) != events.RoleAdmin {
+		return nil
+	}
+	for _, m := range ws.Members {
+		if m.Role == events.RoleAdmin && m.Username != username {
+			return nil
+		}
+	}
+	return errorf(http.StatusConflict, "username", fmt.Sprintf("%s is the last %s of %s: make another member %s before you %s them",
+		username, events.RoleAdmin, ws.Name, events.RoleAdmin, doing))
 }
 
 func (s *server) removeMember(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -171,6 +215,9 @@ func (s *server) removeMember(w http.ResponseWriter, r *http.Request, p auth.Pri
 		return err
 	}
 	if err := notGone(ws.Name, ws.Status); err != nil {
+		return err
+	}
+	if err := keepAnAdmin(ws, username, "remove"); err != nil {
 		return err
 	}
 	return s.command(ctx, w, r, p, ws.Name, memberRequest{Username: username}, &events.MemberRemove{Username: username},

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -117,8 +118,8 @@ func validUsername(field, u string) error {
 }
 
 func validRole(role string) error {
-	if role != events.RoleAccess && role != events.RoleAdmin {
-		return errorf(http.StatusUnprocessableEntity, "role", fmt.Sprintf("role must be %s or %s", events.RoleAccess, events.RoleAdmin))
+	if !slices.Contains(events.Roles, role) {
+		return errorf(http.StatusUnprocessableEntity, "role", fmt.Sprintf("role must be one of %s", strings.Join(events.Roles, ", ")))
 	}
 	return nil
 }

@@ -16,6 +16,8 @@ import (
 type memberBody struct {
 	Username string `json:"username"`
 	Role     string `json:"role"`
+	Kind     string `json:"kind"`
+	ClientID string `json:"client_id,omitempty"`
 }
 
 // summaryBody is a workspace in a list: everything but secrets.
@@ -61,6 +63,9 @@ func summaryOf(ws readmodel.Workspace) summaryBody {
 		CreatedAt: ws.CreatedAt, UpdatedAt: ws.UpdatedAt}
 	for i, m := range ws.Members {
 		b.Members[i] = memberBody(m)
+		if m.Kind == "" { // projected before members had kinds
+			b.Members[i].Kind = events.KindUser
+		}
 	}
 	if ws.Status == events.StatusFailed {
 		b.LastError, b.FailedStep = ws.LastError, ws.FailedStep
@@ -78,10 +83,11 @@ func (s *server) get(w http.ResponseWriter, r *http.Request, p auth.Principal) e
 	body := workspaceBody{Name: sum.Name, Status: sum.Status, Owner: sum.Owner, Members: sum.Members,
 		Endpoints: []struct{}{}, Step: sum.Step, LastError: sum.LastError, FailedStep: sum.FailedStep,
 		LastMemberError: sum.LastMemberError, CreatedAt: sum.CreatedAt, UpdatedAt: sum.UpdatedAt}
-	// Credentials exist only once the workspace is ready, and every
-	// member may read them (ws_access included, as in EOEPCA).
-	if ws.Status == events.StatusReady && s.d.Credentials != nil {
-		creds, err := s.d.Credentials.Credentials(ctx, ws.Name)
+	// Credentials exist only once the workspace is ready, and they are
+	// the caller's own: every member sees their key pair, a platform
+	// admin who is not a member none.
+	if ws.Status == events.StatusReady && s.d.Credentials != nil && ws.RoleOf(p.Username) != "" {
+		creds, err := s.d.Credentials.MemberCredentials(ctx, ws.Name, p.Username)
 		if err != nil {
 			return unavailable("cannot read the storage credentials now", err)
 		}

@@ -61,7 +61,7 @@ func TestWorkerAgainstRealMinIOAndTheKeycloakEmulator(t *testing.T) {
 	h.waitFor("ready", func() bool { return h.status(ws) == events.StatusReady })
 	t.Logf("create -> ready through the worker: %s", time.Since(sent))
 
-	// Keycloak: the client, its two roles, the owner holding ws_admin.
+	// Keycloak: the client, its roles, the owner holding ws_admin.
 	gc := gocloak.NewClient(emu.URL())
 	tok, err := gc.LoginAdmin(ctx, "admin", "admin", "master")
 	if err != nil {
@@ -81,7 +81,7 @@ func TestWorkerAgainstRealMinIOAndTheKeycloakEmulator(t *testing.T) {
 	}
 
 	// MinIO: the stored credentials work on the bucket and nowhere else.
-	creds, err := h.vault.Credentials(ctx, ws)
+	creds, err := h.vault.MemberCredentials(ctx, ws, owner)
 	if err != nil || creds == nil {
 		t.Fatalf("credentials %v %v", creds, err)
 	}

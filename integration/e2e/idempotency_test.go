@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/minio/madmin-go/v3"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -100,9 +101,9 @@ func assertExactlyOne(t *testing.T, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The access key is the workspace name, so one user is one credential.
-	if _, ok := users[name]; !ok {
-		t.Errorf("%s: no MinIO user among %v", name, keys(users))
+	// One member, the owner: one user bound to the workspace's policy.
+	if bound := usersOf(users, name); len(bound) != 1 {
+		t.Errorf("%s: MinIO users %v, want the owner's only", name, bound)
 	}
 	policies, err := adm.ListCannedPolicies(ctx)
 	if err != nil {
@@ -117,10 +118,14 @@ func assertExactlyOne(t *testing.T, name string) {
 	}
 }
 
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+// usersOf returns the access keys of the users bound to either policy of
+// the workspace.
+func usersOf(users map[string]madmin.UserInfo, ws string) []string {
+	var out []string
+	for k, u := range users {
+		if u.PolicyName == ws || u.PolicyName == ws+".readonly" {
+			out = append(out, k)
+		}
 	}
 	return out
 }

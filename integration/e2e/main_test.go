@@ -25,6 +25,7 @@ import (
 // stack is one running system shared by the tests of this package.
 type stack struct {
 	api, nats string
+	bin, data string // the provisioner's binary and data directory, for restarts
 	emu       *kcemu.Server
 	mio       *minioserver.Server
 	cmd       *exec.Cmd
@@ -32,6 +33,9 @@ type stack struct {
 }
 
 var sys *stack
+
+// secretKey encrypts the stored credentials of the e2e stack.
+const secretKey = "e2e-secret-key-e2e-secret-key-e2e"
 
 func TestMain(m *testing.M) {
 	code, err := runWithStack(m)
@@ -70,7 +74,7 @@ func runWithStack(m *testing.M) (int, error) {
 	}
 	sys = s
 	code := m.Run()
-	if err := s.stop(); err != nil {
+	if err := sys.stop(); err != nil { // sys: a test may have restarted it
 		fmt.Fprintln(os.Stderr, "e2e: stop:", err)
 		code = 1
 	}
@@ -86,13 +90,13 @@ func startProvisioner(ctx context.Context, bin, data string, emu *kcemu.Server, 
 	if err != nil {
 		return nil, err
 	}
-	s := &stack{api: "http://" + httpAddr, nats: "nats://" + natsAddr, emu: emu, mio: mio, logs: &stacktest.SyncBuffer{}}
+	s := &stack{api: "http://" + httpAddr, nats: "nats://" + natsAddr, bin: bin, data: data, emu: emu, mio: mio, logs: &stacktest.SyncBuffer{}}
 	s.cmd = exec.Command(bin, "--http-addr", httpAddr, "--nats-listen", natsAddr, "--data-dir", data,
 		"--keycloak-url", emu.URL(), "--keycloak-realm", kcemu.DevRealmName,
 		"--keycloak-client-id", kcemu.DevWorkerClientID, "--keycloak-client-secret", kcemu.DevWorkerClientSecret,
 		"--s3-endpoint", mio.URL(), "--s3-region", mio.Region(),
 		"--minio-access-key", mio.RootUser(), "--minio-secret-key", mio.RootPassword(),
-		"--secret-key", "e2e-secret-key-e2e-secret-key-e2e", "--concurrency", "4")
+		"--secret-key", secretKey, "--concurrency", "4")
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {

@@ -107,13 +107,15 @@ func TestMembership(t *testing.T) {
 		t.Fatalf("no member_add step.failed naming %s in the history", nobody)
 	}
 
-	// The last ws_admin cannot remove themselves.
-	if code, body := call(t, "DELETE", members+"/"+kcemu.DevUser1, user1, ""); code != http.StatusAccepted {
-		t.Fatalf("owner removes themselves = %d %v", code, body)
-	}
-	view = waitMemberError(t, ws, admin, "only ws_admin")
-	if roleIn(view, kcemu.DevUser1) != "ws_admin" || view["status"] != "ready" {
-		t.Fatalf("after removing the last admin: %v", view)
+	// The last ws_admin can be neither removed nor demoted: 409 with why.
+	for _, try := range []struct{ method, path, body string }{
+		{"DELETE", members + "/" + kcemu.DevUser1, ""},
+		{"POST", members, fmt.Sprintf(`{"username":%q,"role":"ws_viewer"}`, kcemu.DevUser1)},
+	} {
+		code, body := call(t, try.method, try.path, user1, try.body)
+		if code != http.StatusConflict || !strings.Contains(fmt.Sprint(body["error"]), "last ws_admin") {
+			t.Fatalf("%s %s by the last admin = %d %v, want 409", try.method, try.path, code, body)
+		}
 	}
 
 	// Deleting the workspace removes the client, and with its roles every

@@ -159,15 +159,21 @@ func assertGone(t *testing.T, name string) {
 	if ok, err := root.BucketExists(ctx, name); err != nil || ok {
 		t.Errorf("bucket %s exists=%v err=%v", name, ok, err)
 	}
-	if _, err := adm.GetUserInfo(ctx, name); err == nil {
-		t.Errorf("MinIO user %s still exists", name)
+	users, err := adm.ListUsers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := usersOf(users, name); len(left) > 0 {
+		t.Errorf("MinIO users of %s still exist: %v", name, left)
 	}
 	policies, err := adm.ListCannedPolicies(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := policies[name]; ok {
-		t.Errorf("policy %s still exists", name)
+	for _, p := range []string{name, name + ".readonly"} {
+		if _, ok := policies[p]; ok {
+			t.Errorf("policy %s still exists", p)
+		}
 	}
 	if n := keycloakClients(t, name); n != 0 {
 		t.Errorf("%d Keycloak clients %s remain", n, name)

@@ -3,6 +3,7 @@ package kccontract
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/Nerzal/gocloak/v13"
@@ -10,11 +11,12 @@ import (
 	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
-func TestClientLifecycleAsWorker(t *testing.T) {
-	tg := newTarget(t)
+func TestClientLifecycleAsWorker(t *testing.T) { forEachTarget(t, testClientLifecycleAsWorker) }
+
+func testClientLifecycleAsWorker(t *testing.T, tg *target) {
 	tok := tg.workerToken(t)
 	c := ctx(t)
-	attrs := map[string]string{"eo-workspaces.owned": "true", "eo-workspaces.workspace": "ws-alpha"}
+	attrs := map[string]string{"eo-workspaces.owned": "true", "eo-workspaces.workspace": "ws-alpha", "saml_idp_initiated_sso_url_name": "alpha"}
 	id, err := tg.GC.CreateClient(c, tok, tg.Realm, gocloak.Client{
 		ClientID: gocloak.StringP("ws-alpha"), Attributes: &attrs,
 		ServiceAccountsEnabled: gocloak.BoolP(false),
@@ -46,9 +48,13 @@ func TestClientLifecycleAsWorker(t *testing.T) {
 	list, err = tg.GC.GetClients(c, tok, tg.Realm, gocloak.GetClientsParams{ClientID: gocloak.StringP("ws-al")})
 	mustDo(t, err)
 	eq(t, "exact clientId with a prefix matches nothing", len(list), 0)
-	list, err = tg.GC.GetClients(c, tok, tg.Realm, gocloak.GetClientsParams{SearchableAttributes: gocloak.StringP("eo-workspaces.owned:true")})
+	list, err = tg.GC.GetClients(c, tok, tg.Realm, gocloak.GetClientsParams{SearchableAttributes: gocloak.StringP("saml_idp_initiated_sso_url_name:alpha")})
 	mustDo(t, err)
 	eq(t, "attribute query (q)", len(list), 1)
+	// Only the attributes listed by --spi-client--jpa--searchable-attributes
+	// (and two SAML ones) may be searched: the worker must not rely on q.
+	_, err = tg.GC.GetClients(c, tok, tg.Realm, gocloak.GetClientsParams{SearchableAttributes: gocloak.StringP("eo-workspaces.owned:true")})
+	apiErr(t, err, http.StatusBadRequest, "invalid_request: Attributes [eo-workspaces.owned] not allowed for search")
 
 	got.Description = gocloak.StringP("updated")
 	(*got.Attributes)["eo-workspaces.step"] = "roles"
@@ -75,8 +81,9 @@ func TestClientLifecycleAsWorker(t *testing.T) {
 	apiErr(t, tg.GC.DeleteClient(c, tok, tg.Realm, id), http.StatusNotFound, "Could not find client")
 }
 
-func TestServiceAccountUser(t *testing.T) {
-	tg := newTarget(t)
+func TestServiceAccountUser(t *testing.T) { forEachTarget(t, testServiceAccountUser) }
+
+func testServiceAccountUser(t *testing.T, tg *target) {
 	tok := tg.adminToken(t)
 	c := ctx(t)
 	worker, err := tg.GC.GetClients(c, tok, tg.Realm, gocloak.GetClientsParams{ClientID: gocloak.StringP(kcemu.DevWorkerClientID)})
@@ -98,8 +105,9 @@ func TestServiceAccountUser(t *testing.T) {
 	apiErr(t, err, http.StatusBadRequest, "Service account not enabled for the client 'demo'")
 }
 
-func TestClientRoles(t *testing.T) {
-	tg := newTarget(t)
+func TestClientRoles(t *testing.T) { forEachTarget(t, testClientRoles) }
+
+func testClientRoles(t *testing.T, tg *target) {
 	tok := tg.workerToken(t)
 	c := ctx(t)
 	id := must(tg.GC.CreateClient(c, tok, tg.Realm, gocloak.Client{ClientID: gocloak.StringP("ws-beta")}))(t)
@@ -137,8 +145,9 @@ func TestClientRoles(t *testing.T) {
 	apiErr(t, err, http.StatusNotFound, "Could not find client")
 }
 
-func TestRealmRoles(t *testing.T) {
-	tg := newTarget(t)
+func TestRealmRoles(t *testing.T) { forEachTarget(t, testRealmRoles) }
+
+func testRealmRoles(t *testing.T, tg *target) {
 	tok := tg.adminToken(t)
 	c := ctx(t)
 	_, err := tg.GC.CreateRealmRole(c, tok, tg.Realm, gocloak.Role{Name: gocloak.StringP("ops")})
@@ -163,8 +172,9 @@ func TestRealmRoles(t *testing.T) {
 	apiErr(t, err, http.StatusNotFound, "Could not find role")
 }
 
-func TestUsersAndRoleMappings(t *testing.T) {
-	tg := newTarget(t)
+func TestUsersAndRoleMappings(t *testing.T) { forEachTarget(t, testUsersAndRoleMappings) }
+
+func testUsersAndRoleMappings(t *testing.T, tg *target) {
 	tok := tg.workerToken(t)
 	c := ctx(t)
 	uid, err := tg.GC.CreateUser(c, tok, tg.Realm, gocloak.User{
@@ -244,8 +254,9 @@ func TestUsersAndRoleMappings(t *testing.T) {
 	apiErr(t, err, http.StatusNotFound, "User not found")
 }
 
-func TestAdminAuthorisation(t *testing.T) {
-	tg := newTarget(t)
+func TestAdminAuthorisation(t *testing.T) { forEachTarget(t, testAdminAuthorisation) }
+
+func testAdminAuthorisation(t *testing.T, tg *target) {
 	path := "/admin/realms/" + tg.Realm + "/clients"
 	status, body := tg.raw(t, http.MethodGet, path, "", nil)
 	eq(t, "no token", status, http.StatusUnauthorized)
@@ -268,8 +279,9 @@ func TestAdminAuthorisation(t *testing.T) {
 }
 
 // TestGetRealmsListsTheRealms: gocloak's GetRealms asks GET /admin/realms/.
-func TestGetRealmsListsTheRealms(t *testing.T) {
-	tg := newTarget(t)
+func TestGetRealmsListsTheRealms(t *testing.T) { forEachTarget(t, testGetRealmsListsTheRealms) }
+
+func testGetRealmsListsTheRealms(t *testing.T, tg *target) {
 	realms, err := tg.GC.GetRealms(ctx(t), tg.adminToken(t))
 	mustDo(t, err)
 	var names []string
@@ -279,4 +291,39 @@ func TestGetRealmsListsTheRealms(t *testing.T) {
 	if !slices.Contains(names, "master") || !slices.Contains(names, tg.Realm) {
 		t.Fatalf("realms %v lack master or %s", names, tg.Realm)
 	}
+}
+
+// TestServiceAccountUsersInUserSearch: Keycloak finds a client's service
+// account user by its username, but leaves service accounts out of a
+// listing and of search=, and does not count them.
+func TestServiceAccountUsersInUserSearch(t *testing.T) {
+	forEachTarget(t, testServiceAccountUsersInUserSearch)
+}
+
+func testServiceAccountUsersInUserSearch(t *testing.T, tg *target) {
+	tok := tg.workerToken(t)
+	c := ctx(t)
+	const sa = "service-account-" + kcemu.DevWorkerClientID
+	names := func(p gocloak.GetUsersParams) []string {
+		t.Helper()
+		var out []string
+		for _, u := range must(tg.GC.GetUsers(c, tok, tg.Realm, p))(t) {
+			out = append(out, *u.Username)
+		}
+		slices.Sort(out)
+		return out
+	}
+	eq(t, "exact username", strings.Join(names(gocloak.GetUsersParams{Username: gocloak.StringP(sa), Exact: gocloak.BoolP(true)}), ","), sa)
+	eq(t, "username", strings.Join(names(gocloak.GetUsersParams{Username: gocloak.StringP(sa)}), ","), sa)
+	eq(t, "search", len(names(gocloak.GetUsersParams{Search: gocloak.StringP("service-account")})), 0)
+	eq(t, "listing", strings.Join(names(gocloak.GetUsersParams{}), ","), kcemu.DevAdminUser+","+kcemu.DevUser1+","+kcemu.DevUser2)
+	count := must(tg.GC.GetUserCount(c, tok, tg.Realm, gocloak.GetUsersParams{}))(t)
+	eq(t, "count", count, 3)
+
+	worker := must(tg.GC.GetClients(c, tok, tg.Realm, gocloak.GetClientsParams{ClientID: gocloak.StringP(kcemu.DevWorkerClientID)}))(t)
+	user := must(tg.GC.GetClientServiceAccount(c, tok, tg.Realm, *worker[0].ID))(t)
+	found := must(tg.GC.GetUsers(c, tok, tg.Realm, gocloak.GetUsersParams{Username: gocloak.StringP(sa), Exact: gocloak.BoolP(true)}))(t)
+	eq(t, "the service-account-user endpoint and the search name one user", *user.ID, *found[0].ID)
+	byID := must(tg.GC.GetUserByID(c, tok, tg.Realm, *user.ID))(t)
+	eq(t, "by id", *byID.Username, sa)
 }

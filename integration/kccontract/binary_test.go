@@ -19,16 +19,13 @@ import (
 // way an outside suite does: Keycloak's options, bootstrap admin from the
 // environment, gocloak's own realm export.
 func TestBinaryServesAnImportedRealmToGocloak(t *testing.T) {
-	if os.Getenv("KEYCLOAK_URL") != "" {
-		t.Skip("tests the emulator binary, not the Keycloak at KEYCLOAK_URL")
-	}
 	bin := filepath.Join(t.TempDir(), "keycloak-emulator")
 	build := exec.Command("go", "build", "-o", bin, "github.com/eo-workspaces/provisioner/cmd/keycloak-emulator")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	_, file, _, _ := runtime.Caller(0)
-	export := filepath.Join(filepath.Dir(file), "..", "kcemu", "testdata", "gocloak-realm.json")
+	export := filepath.Join(filepath.Dir(file), "..", "..", "stack", "kcemu", "testdata", "gocloak-realm.json")
 
 	cmd := exec.Command(bin, "start-dev", "--http-host", "127.0.0.1", "--http-port=0", "--import-realm", export)
 	cmd.Env = append(os.Environ(), "KC_BOOTSTRAP_ADMIN_USERNAME=boot", "KC_BOOTSTRAP_ADMIN_PASSWORD=boot-pw")
@@ -38,9 +35,10 @@ func TestBinaryServesAnImportedRealmToGocloak(t *testing.T) {
 	}
 	mustDo(t, cmd.Start())
 	exited := make(chan error, 1)
+	gone := make(chan struct{}) // closed after Wait, whoever reads exited
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		<-gone
 	})
 	urls := make(chan string, 1)
 	go func() {
@@ -52,6 +50,7 @@ func TestBinaryServesAnImportedRealmToGocloak(t *testing.T) {
 			}
 		}
 		exited <- cmd.Wait()
+		close(gone)
 	}()
 	var base string
 	select {
@@ -99,5 +98,4 @@ func TestBinaryServesAnImportedRealmToGocloak(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no exit 10s after SIGTERM")
 	}
-	exited <- nil // for the cleanup
 }

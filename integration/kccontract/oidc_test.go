@@ -45,10 +45,14 @@ func claim[T any](t *testing.T, tok jwt.Token, name string) T {
 }
 
 func TestPasswordGrantTokenVerifiesAndCarriesKeycloakClaims(t *testing.T) {
-	tg := newTarget(t)
+	forEachTarget(t, testPasswordGrantTokenVerifiesAndCarriesKeycloakClaims)
+}
+
+func testPasswordGrantTokenVerifiesAndCarriesKeycloakClaims(t *testing.T, tg *target) {
 	resp := tg.userToken(t, kcemu.DevUser1)
 	eq(t, "token_type", resp.TokenType, "Bearer")
-	eq(t, "scope", resp.Scope, "openid email profile")
+	// Keycloak's order of the granted scopes is its own: compare them as a set.
+	eq(t, "scope", strings.Join(sorted(strings.Fields(resp.Scope)), " "), "email openid profile")
 	if resp.RefreshToken == "" || resp.IDToken == "" || resp.SessionState == "" || resp.ExpiresIn != 300 || resp.RefreshExpiresIn != 1800 {
 		t.Fatalf("token response lacks Keycloak's fields: %+v", resp)
 	}
@@ -88,6 +92,11 @@ func TestPasswordGrantTokenVerifiesAndCarriesKeycloakClaims(t *testing.T) {
 	}
 }
 
+func sorted(xs []string) []string {
+	slices.Sort(xs)
+	return xs
+}
+
 func anyStrings(v any) []string {
 	var out []string
 	if xs, ok := v.([]any); ok {
@@ -99,8 +108,9 @@ func anyStrings(v any) []string {
 	return out
 }
 
-func TestTokenEndpointErrors(t *testing.T) {
-	tg := newTarget(t)
+func TestTokenEndpointErrors(t *testing.T) { forEachTarget(t, testTokenEndpointErrors) }
+
+func testTokenEndpointErrors(t *testing.T, tg *target) {
 	_, err := tg.GC.Login(ctx(t), kcemu.DevPublicClientID, "", tg.Realm, kcemu.DevUser1, "wrong")
 	apiErr(t, err, tg.InvalidGrant, "invalid_grant: Invalid user credentials")
 	_, err = tg.GC.Login(ctx(t), kcemu.DevPublicClientID, "", tg.Realm, "nobody", "x")
@@ -125,7 +135,10 @@ func TestTokenEndpointErrors(t *testing.T) {
 }
 
 func TestClientCredentialsRefreshAndLogout(t *testing.T) {
-	tg := newTarget(t)
+	forEachTarget(t, testClientCredentialsRefreshAndLogout)
+}
+
+func testClientCredentialsRefreshAndLogout(t *testing.T, tg *target) {
 	cc, err := tg.GC.LoginClient(ctx(t), kcemu.DevWorkerClientID, kcemu.DevWorkerClientSecret, tg.Realm)
 	mustDo(t, err)
 	if cc.RefreshToken != "" || cc.RefreshExpiresIn != 0 {
@@ -154,13 +167,14 @@ func TestClientCredentialsRefreshAndLogout(t *testing.T) {
 
 	mustDo(t, tg.GC.Logout(ctx(t), kcemu.DevPublicClientID, "", tg.Realm, refreshed.RefreshToken))
 	_, err = tg.GC.RefreshToken(ctx(t), refreshed.RefreshToken, kcemu.DevPublicClientID, "", tg.Realm)
-	apiErr(t, err, tg.InvalidGrant, "invalid_grant")
+	apiErr(t, err, http.StatusBadRequest, "invalid_grant: Session not active") // 400 before 26.6 too: only the password grant said 401
 	_, err = tg.GC.RefreshToken(ctx(t), "garbage", kcemu.DevPublicClientID, "", tg.Realm)
-	apiErr(t, err, tg.InvalidGrant, "invalid_grant: Invalid refresh token")
+	apiErr(t, err, http.StatusBadRequest, "invalid_grant: Invalid refresh token")
 }
 
-func TestRealmDiscoveryAndIssuer(t *testing.T) {
-	tg := newTarget(t)
+func TestRealmDiscoveryAndIssuer(t *testing.T) { forEachTarget(t, testRealmDiscoveryAndIssuer) }
+
+func testRealmDiscoveryAndIssuer(t *testing.T, tg *target) {
 	iss, err := tg.GC.GetIssuer(ctx(t), tg.Realm)
 	mustDo(t, err)
 	eq(t, "realm", *iss.Realm, tg.Realm)

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -17,12 +19,13 @@ import (
 	"github.com/Nerzal/gocloak/v13"
 
 	"github.com/eo-workspaces/provisioner/stack/kcemu"
+	"github.com/eo-workspaces/provisioner/stack/keycloakserver"
 )
 
-// target is the Keycloak under test: the emulator started in-process, or a
-// real Keycloak named by KEYCLOAK_URL. Each test gets its own realm, created
-// from the dev realm export through the Admin API, so tests never share state
-// and a real Keycloak is left as it was found.
+// target is the Keycloak under test: the emulator started in-process, or
+// the real Keycloak. Each test gets its own realm, created from the dev
+// realm export through the Admin API, so tests never share state and a real
+// Keycloak is left as it was found.
 type target struct {
 	URL           string
 	AdminUser     string
@@ -30,19 +33,67 @@ type target struct {
 	Realm         string        // this test's realm, a renamed copy of the dev realm
 	Emu           *kcemu.Server // nil against a real Keycloak
 	GC            *gocloak.GoCloak
-	// InvalidGrant is the status of an invalid_grant answer: 401 before
-	// Keycloak 26.6, 400 from then on (keycloak/keycloak#46528).
+	// InvalidGrant is the status of the password grant's invalid_grant
+	// answer: 401 before Keycloak 26.6, 400 from then on (keycloak/keycloak#46528).
 	InvalidGrant int
 }
 
-func newTarget(t *testing.T) *target {
-	t.Helper()
-	tg := &target{
-		URL:           strings.TrimSuffix(os.Getenv("KEYCLOAK_URL"), "/"),
-		AdminUser:     os.Getenv("KEYCLOAK_ADMIN_USER"),
-		AdminPassword: os.Getenv("KEYCLOAK_ADMIN_PASSWORD"),
+// realKeycloak is the real server every contract test also runs against:
+// KEYCLOAK_URL's (any Keycloak 26, e.g. deploy/docker-compose.keycloak.yml),
+// else the test run's shared one or one of this package's own
+// (keycloakserver.FromEnv). Nil with -short, which skips those runs.
+var realKeycloak *keycloakserver.Instance
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(runWithRealKeycloak(m))
+}
+
+func runWithRealKeycloak(m *testing.M) int {
+	if testing.Short() {
+		return m.Run()
 	}
-	if tg.URL == "" {
+	if u := os.Getenv("KEYCLOAK_URL"); u != "" {
+		realKeycloak = &keycloakserver.Instance{URL: strings.TrimSuffix(u, "/"),
+			AdminUser: os.Getenv("KEYCLOAK_ADMIN_USER"), AdminPassword: os.Getenv("KEYCLOAK_ADMIN_PASSWORD")}
+		return m.Run()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), keycloakserver.DefaultStartTimeout)
+	inst, err := keycloakserver.FromEnv(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kccontract: real Keycloak:", err)
+		return 1
+	}
+	defer func() {
+		if err := inst.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "kccontract: stop Keycloak:", err)
+		}
+	}()
+	realKeycloak = inst
+	return m.Run()
+}
+
+// forEachTarget runs one contract test against the emulator and against the
+// real Keycloak, with the same assertions: a difference between the two is
+// a failing test (watermill's one suite for every backend).
+func forEachTarget(t *testing.T, test func(t *testing.T, tg *target)) {
+	t.Run("emulator", func(t *testing.T) { test(t, newTarget(t, nil)) })
+	t.Run("keycloak", func(t *testing.T) {
+		if realKeycloak == nil {
+			t.Skip("-short: no real Keycloak")
+		}
+		test(t, newTarget(t, realKeycloak))
+	})
+}
+
+// newTarget is a fresh realm on real, or on an emulator of its own when real is nil.
+func newTarget(t *testing.T, real *keycloakserver.Instance) *target {
+	t.Helper()
+	tg := &target{}
+	if real != nil {
+		tg.URL, tg.AdminUser, tg.AdminPassword = real.URL, real.AdminUser, real.AdminPassword
+	} else {
 		srv, err := kcemu.Start(context.Background(), kcemu.Config{AdminUser: "admin", AdminPassword: "admin-pw"})
 		if err != nil {
 			t.Fatalf("start emulator: %v", err)

@@ -18,13 +18,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eo-workspaces/provisioner/stack/keycloakserver"
 	"github.com/eo-workspaces/provisioner/stack/minioserver"
 )
 
 // MakeCheckout copies the repository's source into a temporary directory,
 // as a fresh clone has it, and links the real MinIO build into its .bin so
-// `task tools:minio` finds it up to date instead of building it again.
-// cleanup removes the directory.
+// `task tools:minio` finds it up to date instead of building it again; the
+// unpacked Keycloak distribution too, when the repository has it, so the
+// checkout's real Keycloak is not fetched again (it is never written to:
+// each server runs in a home of its own). cleanup removes the directory.
 func MakeCheckout(ctx context.Context, prefix string) (root string, cleanup func(), err error) {
 	wd, err := os.Getwd()
 	if err != nil {
@@ -55,7 +58,20 @@ func MakeCheckout(ctx context.Context, prefix string) (root string, cleanup func
 		cleanup()
 		return "", nil, err
 	}
+	if err := linkKeycloakDist(repo, root); err != nil {
+		cleanup()
+		return "", nil, err
+	}
 	return root, cleanup, nil
+}
+
+func linkKeycloakDist(repo, root string) error {
+	name := "keycloak-" + keycloakserver.DefaultVersion
+	dist, err := filepath.EvalSymlinks(filepath.Join(repo, ".bin", name))
+	if err != nil {
+		return nil // not fetched yet: the checkout fetches it itself
+	}
+	return os.Symlink(dist, filepath.Join(root, ".bin", name))
 }
 
 // Run is one `go tool task ...` process tree, started as a shell would

@@ -22,24 +22,39 @@ const (
 	gocloakSAUserID   = "6ead694f-bf59-495d-a475-a3b0b9be50ed"
 )
 
-func TestTaskKeycloak(t *testing.T) {
+// TestTaskKeycloak and TestTaskKeycloakReal run the same checks: the
+// emulator's task and the real server's take the same options and import
+// gocloak's own realm export alike.
+func TestTaskKeycloak(t *testing.T) { checkKeycloakTask(t, "keycloak", "keycloak-emulat") }
+
+func TestTaskKeycloakReal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real Keycloak (a minute or more)")
+	}
+	checkKeycloakTask(t, "keycloak:real", "keycloak-real")
+}
+
+// checkKeycloakTask runs `go tool task <task>` with Keycloak's options and
+// checks the server through gocloak; comm is the name of the process the
+// task runs (as /proc shows it, at most 15 characters).
+func checkKeycloakTask(t *testing.T, task, comm string) {
 	root := checkoutRoot
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	port := stacktest.FreePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	export := filepath.Join(root, "integration", "kcemu", "testdata", "gocloak-realm.json")
+	export := filepath.Join(root, "stack", "kcemu", "testdata", "gocloak-realm.json")
 	const user, password = "tasks-boot", "tasks-boot-pw"
 
 	begin := time.Now()
 	kc := stacktest.StartTask(t, root, []string{"KC_BOOTSTRAP_ADMIN_USERNAME=" + user, "KC_BOOTSTRAP_ADMIN_PASSWORD=" + password},
-		"keycloak", "--", "--http-host", "127.0.0.1", "--http-port", strconv.Itoa(port), "--import-realm", export)
+		task, "--", "--http-host", "127.0.0.1", "--http-port", strconv.Itoa(port), "--import-realm", export)
 	kc.Poll(t, firstStart, "200 from the master realm's discovery document", func() bool {
 		return stacktest.HTTPStatus(base+"/realms/master/.well-known/openid-configuration") == http.StatusOK
 	})
-	t.Logf("go tool task keycloak: ready after %s", time.Since(begin).Round(time.Millisecond))
+	t.Logf("go tool task %s: ready after %s", task, time.Since(begin).Round(time.Millisecond))
 	kc.Record()
-	kc.Find(t, "keycloak")
+	kc.Find(t, comm)
 
 	gc := gocloak.NewClient(base)
 	if _, err := gc.LoginAdmin(ctx, "admin", "admin", "master"); err == nil {
@@ -127,11 +142,11 @@ func TestTaskKeycloak(t *testing.T) {
 		t.Fatal(err)
 	}
 	if code := kc.ExitCode(t, 30*time.Second); code != 0 {
-		t.Errorf("go tool task keycloak exited %d after SIGTERM, want 0", code)
+		t.Errorf("go tool task %s exited %d after SIGTERM, want 0", task, code)
 	}
 	kc.WaitGone(t, 10*time.Second)
 	if stacktest.HTTPStatus(base+"/realms/master/.well-known/openid-configuration") != 0 {
-		t.Error("the emulator still answers after the task exited")
+		t.Errorf("%s still answers after the task exited", task)
 	}
 	t.Logf("SIGTERM: exit and every process gone in %s", time.Since(begin).Round(time.Millisecond))
 }

@@ -256,7 +256,7 @@ func (a *Adapter) findUser(ctx context.Context, username string) (string, error)
 			return *u.ID, nil
 		}
 	}
-	return "", nil
+	return a.findServiceAccountUser(ctx, username)
 }
 
 // mappedRole returns the user's direct mapping to that role of the

@@ -24,23 +24,43 @@ import (
 // SDKs send before the first request to a bucket, is covered by s3:* on
 // the bucket's ARN.
 func bucketPolicy(bucket string) ([]byte, error) {
-	type statement struct {
-		Effect   string   `json:"Effect"`
-		Action   []string `json:"Action"`
-		Resource []string `json:"Resource"`
-	}
-	doc := struct {
+	return policyDoc(statement{
+		Effect:   "Allow",
+		Action:   []string{"s3:*"},
+		Resource: []string{"arn:aws:s3:::" + bucket, "arn:aws:s3:::" + bucket + "/*"},
+	})
+}
+
+// readOnlyActions are what a ws_viewer's keys may do: find, list and read
+// the bucket's objects and their versions, nothing that writes, deletes
+// or changes a setting.
+var readOnlyActions = []string{
+	"s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketVersions",
+	"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging",
+}
+
+// readOnlyPolicy is the IAM policy of a ws_viewer's credentials: read and
+// list that bucket and nothing else.
+func readOnlyPolicy(bucket string) ([]byte, error) {
+	return policyDoc(statement{
+		Effect:   "Allow",
+		Action:   readOnlyActions,
+		Resource: []string{"arn:aws:s3:::" + bucket, "arn:aws:s3:::" + bucket + "/*"},
+	})
+}
+
+type statement struct {
+	Effect    string         `json:"Effect"`
+	Action    []string       `json:"Action"`
+	Resource  []string       `json:"Resource"`
+	Condition map[string]any `json:"Condition,omitempty"`
+}
+
+func policyDoc(st ...statement) ([]byte, error) {
+	return json.Marshal(struct {
 		Version   string      `json:"Version"`
 		Statement []statement `json:"Statement"`
-	}{
-		Version: "2012-10-17",
-		Statement: []statement{{
-			Effect:   "Allow",
-			Action:   []string{"s3:*"},
-			Resource: []string{"arn:aws:s3:::" + bucket, "arn:aws:s3:::" + bucket + "/*"},
-		}},
-	}
-	return json.Marshal(doc)
+	}{Version: "2012-10-17", Statement: st})
 }
 
 // EnsureBucketPolicy writes the policy unless one of that name exists.
@@ -51,7 +71,17 @@ func bucketPolicy(bucket string) ([]byte, error) {
 // is refused, never overwritten, for overwriting it would hand this bucket
 // to every user and group it is attached to.
 func (s *Store) EnsureBucketPolicy(ctx context.Context, policy, bucket string) error {
-	doc, err := bucketPolicy(bucket)
+	return s.ensurePolicy(ctx, policy, bucket, bucketPolicy)
+}
+
+// EnsureReadOnlyPolicy is EnsureBucketPolicy for the read-only policy of
+// the bucket (ws_viewer's), with the same rule: its document is its mark.
+func (s *Store) EnsureReadOnlyPolicy(ctx context.Context, policy, bucket string) error {
+	return s.ensurePolicy(ctx, policy, bucket, readOnlyPolicy)
+}
+
+func (s *Store) ensurePolicy(ctx context.Context, policy, bucket string, docOf func(string) ([]byte, error)) error {
+	doc, err := docOf(bucket)
 	if err != nil {
 		return sagas.Permanent(fmt.Errorf("policy %q: %w", policy, err))
 	}
@@ -109,6 +139,16 @@ func sortStringLists(v any) any {
 // sagas name both after the workspace). MinIO refuses to remove a policy
 // still attached to a user or group, so ours is first detached from them.
 func (s *Store) DeletePolicy(ctx context.Context, policy string) error {
+	return s.deletePolicy(ctx, policy, policy, bucketPolicy)
+}
+
+// DeleteReadOnlyPolicy removes the read-only policy of bucket, ours only
+// (its document must be the one EnsureReadOnlyPolicy writes).
+func (s *Store) DeleteReadOnlyPolicy(ctx context.Context, policy, bucket string) error {
+	return s.deletePolicy(ctx, policy, bucket, readOnlyPolicy)
+}
+
+func (s *Store) deletePolicy(ctx context.Context, policy, bucket string, docOf func(string) ([]byte, error)) error {
 	ctx, st, cancel := s.call(ctx)
 	defer cancel()
 	info, err := s.admin.InfoCannedPolicyV2(ctx, policy)
@@ -118,7 +158,7 @@ func (s *Store) DeletePolicy(ctx context.Context, policy string) error {
 	if err != nil {
 		return classify(st, err, "read policy %q", policy)
 	}
-	if doc, err := bucketPolicy(policy); err != nil || !samePolicy(info.Policy, doc) {
+	if doc, err := docOf(bucket); err != nil || !samePolicy(info.Policy, doc) {
 		return fmt.Errorf("policy %q has another document than its workspace's: %w", policy, sagas.ErrNotOurs)
 	}
 	err = s.admin.RemoveCannedPolicy(ctx, policy)

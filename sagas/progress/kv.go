@@ -58,3 +58,16 @@ func (p *KV) Save(ctx context.Context, ws string, r sagas.Record, rev uint64) (u
 	}
 	return next, nil
 }
+
+// Workspaces lists the workspaces that have a saga record.
+func (p *KV) Workspaces(ctx context.Context) ([]string, error) {
+	lister, err := p.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list saga records: %w", err)
+	}
+	var out []string
+	for k := range lister.Keys() { // drained whole: the lister stops when done
+		out = append(out, k)
+	}
+	return out, nil
+}

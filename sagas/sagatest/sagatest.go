@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,7 @@ type Providers struct {
 	clients  map[string]*client
 	buckets  map[string]*bucket
 	policies map[string]string
+	readOnly map[string]string // read-only policy -> its bucket
 	minio    map[string]MinioUser
 	calls    map[string]int
 	creates  map[string]int
@@ -53,7 +55,7 @@ var (
 // New returns empty providers whose realm knows the given users.
 func New(users ...string) *Providers {
 	p := &Providers{users: map[string]bool{}, clients: map[string]*client{}, buckets: map[string]*bucket{},
-		policies: map[string]string{}, minio: map[string]MinioUser{}, calls: map[string]int{}, creates: map[string]int{}}
+		policies: map[string]string{}, readOnly: map[string]string{}, minio: map[string]MinioUser{}, calls: map[string]int{}, creates: map[string]int{}}
 	for _, u := range users {
 		p.users[u] = true
 	}
@@ -144,6 +146,38 @@ func (p *Providers) EnsureClientRoles(_ context.Context, clientID string, roles 
 		}
 		return nil
 	})
+}
+
+// ServiceAccountUser implements sagas.Identity: a realm user named
+// "service-account-<clientID>" stands for the client's service account.
+func (p *Providers) ServiceAccountUser(_ context.Context, clientID string) (string, error) {
+	name := "service-account-" + strings.ToLower(clientID)
+	err := p.call("ServiceAccountUser", clientID, func() error {
+		if !p.users[name] {
+			return fmt.Errorf("client %s: %w", clientID, sagas.ErrUnknownUser)
+		}
+		return nil
+	})
+	return name, err
+}
+
+// RoleHolders implements sagas.Identity.
+func (p *Providers) RoleHolders(_ context.Context, clientID, role string) ([]string, error) {
+	var out []string
+	err := p.call("RoleHolders", clientID, func() error {
+		c, ok := p.clients[clientID]
+		if !ok {
+			return fmt.Errorf("client %s: %w", clientID, sagas.ErrNotFound)
+		}
+		for u, roles := range c.mappings {
+			if slices.Contains(roles, role) {
+				out = append(out, u)
+			}
+		}
+		slices.Sort(out)
+		return nil
+	})
+	return out, err
 }
 
 // GrantClientRole implements sagas.Identity.
@@ -260,10 +294,38 @@ func (p *Providers) DeletePolicy(_ context.Context, policy string) error {
 	})
 }
 
+// EnsureReadOnlyPolicy implements sagas.ObjectStore.
+func (p *Providers) EnsureReadOnlyPolicy(_ context.Context, policy, bucketName string) error {
+	return p.call("EnsureReadOnlyPolicy", bucketName, func() error {
+		have, ok := p.readOnly[policy]
+		switch {
+		case !ok:
+			p.creates["policy"]++
+			p.readOnly[policy] = bucketName
+		case have != bucketName:
+			return fmt.Errorf("policy %s: %w", policy, sagas.ErrNotOurs)
+		}
+		return nil
+	})
+}
+
+// DeleteReadOnlyPolicy implements sagas.ObjectStore.
+func (p *Providers) DeleteReadOnlyPolicy(_ context.Context, policy, bucketName string) error {
+	return p.call("DeleteReadOnlyPolicy", bucketName, func() error {
+		if have, ok := p.readOnly[policy]; ok && have != bucketName {
+			return fmt.Errorf("policy %s: %w", policy, sagas.ErrNotOurs)
+		}
+		delete(p.readOnly, policy)
+		return nil
+	})
+}
+
 // EnsureUser implements sagas.ObjectStore.
 func (p *Providers) EnsureUser(_ context.Context, accessKey, secretKey, policy string) error {
-	return p.call("EnsureUser", accessKey, func() error {
-		if _, ok := p.policies[policy]; !ok {
+	// hooks see the workspace a user belongs to, not its random key
+	return p.call("EnsureUser", strings.TrimSuffix(policy, ".readonly"), func() error {
+		_, rw := p.policies[policy]
+		if _, ro := p.readOnly[policy]; !rw && !ro {
 			return fmt.Errorf("policy %s: %w", policy, sagas.ErrNotFound)
 		}
 		if _, ok := p.minio[accessKey]; !ok {
@@ -283,18 +345,31 @@ func (p *Providers) UserExists(_ context.Context, accessKey string) (bool, error
 
 // DeleteUser implements sagas.ObjectStore.
 func (p *Providers) DeleteUser(_ context.Context, accessKey string) error {
-	return p.call("DeleteUser", accessKey, func() error { delete(p.minio, accessKey); return nil })
+	p.mu.Lock()
+	ws := strings.TrimSuffix(p.minio[accessKey].Policy, ".readonly")
+	p.mu.Unlock()
+	if ws == "" {
+		ws = accessKey
+	}
+	return p.call("DeleteUser", ws, func() error { delete(p.minio, accessKey); return nil })
 }
 
 // State is a snapshot of what exists for one workspace name.
 type State struct {
-	Client     bool
-	Roles      []string
-	Mappings   map[string][]string
-	Bucket     bool
-	Objects    int
-	Policy     string // the bucket it allows, "" if none
-	User       *MinioUser
+	Client   bool
+	Roles    []string
+	Mappings map[string][]string
+	Bucket   bool
+	Objects  int
+	Policy   string // the bucket it allows, "" if none
+	// ReadOnlyPolicy is the bucket the read-only policy allows, "" if none.
+	ReadOnlyPolicy string
+	// User is a user named after the workspace (the shared key pair of
+	// versions before per-member keys, or someone else's).
+	User *MinioUser
+	// Users are the users bound to either policy of the workspace, by
+	// access key.
+	Users      map[string]MinioUser
 	ForeignAny bool // some resource of that name is not ours
 }
 
@@ -315,14 +390,23 @@ func (p *Providers) Workspace(name string) State {
 		s.ForeignAny = s.ForeignAny || !b.ours
 	}
 	s.Policy = p.policies[name]
+	s.ReadOnlyPolicy = p.readOnly[sagas.ReadOnlyPolicy(name)]
 	if u, ok := p.minio[name]; ok {
 		s.User = &u
+	}
+	s.Users = map[string]MinioUser{}
+	for k, u := range p.minio {
+		if u.Policy == name || u.Policy == sagas.ReadOnlyPolicy(name) {
+			s.Users[k] = u
+		}
 	}
 	return s
 }
 
 // Empty reports whether nothing at all exists under name.
-func (s State) Empty() bool { return !s.Client && !s.Bucket && s.Policy == "" && s.User == nil }
+func (s State) Empty() bool {
+	return !s.Client && !s.Bucket && s.Policy == "" && s.ReadOnlyPolicy == "" && s.User == nil && len(s.Users) == 0
+}
 
 // PutObject adds an object to a bucket.
 func (p *Providers) PutObject(bucketName string) error {

@@ -91,6 +91,10 @@ func (s *Store) Put(ctx context.Context, ws string, c sagas.Credential) error {
 // returns the one stored either way: a step that crashed after storing
 // gets back the secret it generated the first time.
 func (s *Store) PutIfAbsent(ctx context.Context, ws string, c sagas.Credential) (sagas.Credential, error) {
+	return s.putIfAbsent(ctx, ws, c)
+}
+
+func (s *Store) putIfAbsent(ctx context.Context, ws string, c sagas.Credential) (sagas.Credential, error) {
 	sealed, err := s.seal(ws, c)
 	if err != nil {
 		return sagas.Credential{}, err
@@ -107,7 +111,7 @@ func (s *Store) PutIfAbsent(ctx context.Context, ws string, c sagas.Credential) 
 		return sagas.Credential{}, err
 	}
 	if !ok { // deleted between our Create and Get: try once more
-		return s.PutIfAbsent(ctx, ws, c)
+		return s.putIfAbsent(ctx, ws, c)
 	}
 	return stored, nil
 }
@@ -143,6 +147,12 @@ func (s *Store) Credentials(ctx context.Context, ws string) (map[string]string, 
 	if err != nil || !ok {
 		return nil, err
 	}
+	return s.block(ws, c), nil
+}
+
+// block is the contract's storage credentials block for key pair c on
+// the bucket of ws.
+func (s *Store) block(ws string, c sagas.Credential) map[string]string {
 	return map[string]string{
 		"AWS_ACCESS_KEY_ID":     c.AccessKey,
 		"AWS_SECRET_ACCESS_KEY": c.SecretKey,
@@ -153,7 +163,7 @@ func (s *Store) Credentials(ctx context.Context, ws string) (map[string]string, 
 		"secret":                c.SecretKey,
 		"endpoint":              s.endpoint,
 		"region":                s.region,
-	}, nil
+	}
 }
 
 // seal encrypts c with a random nonce; the workspace name is the

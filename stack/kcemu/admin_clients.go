@@ -58,6 +58,11 @@ func getClients(a *adminCall) (reply, bool) {
 		return ok(out), false // query-clients opens the route but shows nothing in full
 	}
 	attrs := parseSearchQuery(q.Get("q"))
+	if bad := unsearchable(attrs); len(bad) > 0 {
+		return func(w http.ResponseWriter) {
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "Attributes ["+strings.Join(bad, ", ")+"] not allowed for search")
+		}, false
+	}
 	clientID, search := q.Get("clientId"), q.Get("search") == "true"
 	var cs []*client
 	for _, c := range a.rl.Clients {
@@ -90,6 +95,26 @@ func matchClient(c *client, clientID string, search bool, attrs map[string]strin
 		return strings.Contains(strings.ToLower(c.ClientID), strings.ToLower(clientID))
 	}
 	return c.ClientID == clientID
+}
+
+// searchableClientAttributes are the client attributes Keycloak 26 lets q
+// search by default (JpaClientProviderFactory's REQUIRED_SEARCHABLE_ATTRIBUTES);
+// others need --spi-client--jpa--searchable-attributes.
+var searchableClientAttributes = map[string]bool{
+	"saml_idp_initiated_sso_url_name":  true,
+	"saml.artifact.binding.identifier": true,
+}
+
+// unsearchable lists, sorted, the attributes of a q that Keycloak refuses.
+func unsearchable(attrs map[string]string) []string {
+	var bad []string
+	for k := range attrs {
+		if !searchableClientAttributes[k] {
+			bad = append(bad, k)
+		}
+	}
+	sort.Strings(bad)
+	return bad
 }
 
 // parseSearchQuery reads Keycloak's "key1:value1 key2:value2" q parameter.

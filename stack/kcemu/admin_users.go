@@ -2,6 +2,7 @@ package kcemu
 
 import (
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -78,7 +79,8 @@ func userAccess(a *adminCall) map[string]bool {
 // matchingUsers applies GET /users' filters. username, email, firstName and
 // lastName are case-insensitive substrings (exact=true: equality); search is
 // a prefix over all four ("*" wildcard, "quotes" for equality). Service
-// accounts are never listed.
+// accounts are found by those four fields, as Keycloak finds them, but left
+// out of a plain listing and of search=.
 func matchingUsers(a *adminCall) []*user {
 	q := a.r.URL.Query()
 	exact := q.Get("exact") == "true"
@@ -88,9 +90,11 @@ func matchingUsers(a *adminCall) []*user {
 		"firstName": func(u *user) string { return u.FirstName },
 		"lastName":  func(u *user) string { return u.LastName },
 	}
+	byField := q.Get("search") == "" && slices.ContainsFunc([]string{"username", "email", "firstName", "lastName"},
+		func(f string) bool { return q.Get(f) != "" })
 	var out []*user
 	for _, u := range a.rl.Users {
-		if u.ServiceAccountOf != "" || !matchesSearch(u, q.Get("search")) {
+		if (u.ServiceAccountOf != "" && !byField) || !matchesSearch(u, q.Get("search")) {
 			continue
 		}
 		if e := q.Get("enabled"); e != "" && (e == "true") != u.Enabled {

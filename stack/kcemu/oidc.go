@@ -168,7 +168,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		oe = refreshGrant(r, &t)
 	}
 	if oe != nil {
-		if oe.code == "invalid_grant" {
+		if oe.code == "invalid_grant" && grant == "password" {
 			oe.status = s.invalidGrant
 		}
 		oe.write(w)
@@ -182,15 +182,16 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
-// Keycloak answers every invalid_grant with 400 since 26.6 (RFC 6749 §5.2);
-// earlier 26.x releases answered 401. The token endpoint sets the status
-// of the release it follows (Config.Version).
+// invalid_grant answers 400 (RFC 6749 §5.2), but before 26.6 Keycloak's
+// password grant answered its failures 401, as the real 26.5 still does
+// while its refresh grant answers 400; the token endpoint sets the password
+// grant's status of the release it follows (Config.Version).
 func invalidGrant(desc string) *oauthErr {
 	return &oauthErr{http.StatusBadRequest, "invalid_grant", desc}
 }
 
-// InvalidGrantStatus is the HTTP status a Keycloak release gives an
-// invalid_grant answer (a bad password, a bad refresh token).
+// InvalidGrantStatus is the HTTP status a Keycloak release gives a password
+// grant's invalid_grant answer (a bad password, an unknown user).
 func InvalidGrantStatus(version string) (int, error) {
 	var major, minor int
 	if _, err := fmt.Sscanf(version, "%d.%d", &major, &minor); err != nil || major < 26 {

@@ -4,13 +4,13 @@ import (
 	"bufio"
 	"context"
 	"debug/buildinfo"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
+
+	"github.com/eo-workspaces/provisioner/stack/filelock"
 )
 
 // minioModule is the module whose main package is the MinIO server.
@@ -82,7 +82,7 @@ func ensureBuilt(ctx context.Context, root string) (string, error) {
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return "", fmt.Errorf("create %s: %w", binDir, err)
 	}
-	unlock, err := lockFile(ctx, filepath.Join(binDir, "minio.lock"))
+	unlock, err := filelock.Lock(ctx, filepath.Join(binDir, "minio.lock"))
 	if err != nil {
 		return "", err
 	}
@@ -139,40 +139,4 @@ func builtVersion(bin string) string {
 		}
 	}
 	return ""
-}
-
-// lockFile takes an exclusive flock on path, blocking until it is free or
-// ctx ends. The lock dies with the process, so a crashed build never wedges it.
-func lockFile(ctx context.Context, path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open lock %s: %w", path, err)
-	}
-	locked := make(chan error, 1)
-	go func() { locked <- flockRetry(f) }()
-	select {
-	case err := <-locked:
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		return func() { f.Close() }, nil
-	case <-ctx.Done():
-		// Closing the file does not interrupt a blocked flock; the
-		// goroutine ends once the holder releases it, then closes it.
-		go func() {
-			<-locked
-			f.Close()
-		}()
-		return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
-	}
-}
-
-func flockRetry(f *os.File) error {
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			return err
-		}
-	}
 }

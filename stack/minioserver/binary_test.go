@@ -2,7 +2,6 @@ package minioserver
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -37,23 +36,4 @@ func TestEnsureBinaryAnswersThePinnedBuild(t *testing.T) {
 	if builtVersion(filepath.Join(t.TempDir(), "absent")) != "" {
 		t.Error("a missing binary must read as no version, to be rebuilt")
 	}
-}
-
-func TestLockFileWaitsForTheHolderOrTheContext(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "minio.lock")
-	unlock, err := lockFile(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if _, err := lockFile(ctx, path); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("second lock while held: err = %v, want the context's deadline", err)
-	}
-	unlock()
-	unlock2, err := lockFile(context.Background(), path)
-	if err != nil {
-		t.Fatalf("lock after unlock: %v", err)
-	}
-	unlock2()
 }

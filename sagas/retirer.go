@@ -1,0 +1,99 @@
+package sagas
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/eo-workspaces/provisioner/events"
+)
+
+// Retirer deletes the old key pairs that rotations left working for a
+// grace, once it is over, and reports each as credentials.revoked. Every
+// worker may run one: deleting a user twice is harmless and the event's
+// id is the same, so the stream keeps one.
+type Retirer struct {
+	store    ObjectStore
+	vault    Vault
+	events   EventPublisher
+	log      *zap.Logger
+	interval time.Duration
+}
+
+// DefaultRetireInterval is how often the Retirer looks: the lateness of
+// a retirement past its grace.
+const DefaultRetireInterval = time.Second
+
+// NewRetirer returns a Retirer over the ports (interval 0: the default).
+func NewRetirer(p Ports, interval time.Duration) (*Retirer, error) {
+	if p.Store == nil || p.Vault == nil || p.Events == nil {
+		return nil, errors.New("retirer: store, vault and events are required")
+	}
+	if interval <= 0 {
+		interval = DefaultRetireInterval
+	}
+	if p.Log == nil {
+		p.Log = zap.NewNop()
+	}
+	return &Retirer{store: p.Store, vault: p.Vault, events: p.Events, log: p.Log, interval: interval}, nil
+}
+
+// Run sweeps until ctx ends.
+func (r *Retirer) Run(ctx context.Context) error {
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			if err := r.Sweep(ctx, now); err != nil && ctx.Err() == nil {
+				r.log.Warn("retirer: sweep failed; trying again", zap.Error(err))
+			}
+		}
+	}
+}
+
+// Sweep retires every pair whose grace ended by now.
+func (r *Retirer) Sweep(ctx context.Context, now time.Time) error {
+	all, err := r.vault.Retirements(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ret := range all {
+		if ret.Until.After(now) {
+			continue
+		}
+		if err := r.retireOne(ctx, ret); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// retireOne publishes the event before forgetting the retirement, so a
+// crash in between repeats both (the event as a duplicate of its id).
+func (r *Retirer) retireOne(ctx context.Context, ret Retirement) error {
+	if err := r.store.DeleteUser(ctx, ret.AccessKey); err != nil {
+		return err
+	}
+	actor := ret.Actor
+	if actor == "" {
+		actor = events.DefaultSource
+	}
+	id := uuid.NewSHA1(uuid.NameSpaceURL, []byte(events.DefaultSource+"/retire/"+ret.Workspace+"/"+ret.AccessKey)).String()
+	env, err := events.New(ret.Workspace, &events.CredentialsRevoked{Username: ret.Username, Reason: "rotated"},
+		events.Meta{ID: id, Actor: actor, CausationID: ret.CommandID, CorrelationID: ret.CommandID})
+	if err != nil {
+		return err
+	}
+	if _, err := r.events.Publish(ctx, env); err != nil {
+		return err
+	}
+	r.log.Info("retirer: old key pair deleted", zap.String("workspace", ret.Workspace), zap.String("username", ret.Username))
+	return r.vault.Retired(ctx, ret)
+}
