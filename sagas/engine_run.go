@@ -28,17 +28,25 @@ func (h *handle) drive(ctx context.Context) error {
 
 // state is what the steps of this run share.
 func (h *handle) state() *State {
+	rec := h.snapshot()
+	run := h.run(&rec)
+	return &State{Workspace: h.ws, CommandID: run.CommandID, Actor: run.Actor, Params: run.Params, Admins: rec.admins()}
+}
+
+// snapshot returns the record as last saved; the lease renewal writes it
+// meanwhile.
+func (h *handle) snapshot() Record {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	run := h.run(&h.rec)
-	return &State{Workspace: h.ws, CommandID: run.CommandID, Actor: run.Actor, Params: run.Params, Admins: h.rec.admins()}
+	return h.rec
 }
 
 // begin announces the run: a lifecycle saga publishes its running
 // status; every run re-publishes its last finished steps' events.
 func (h *handle) begin(ctx context.Context, st *State) error {
 	if !h.s.Side {
-		start := &events.StatusChanged{Status: h.s.Running, Previous: h.rec.Previous, Owner: h.rec.Params.Owner}
+		rec := h.snapshot()
+		start := &events.StatusChanged{Status: h.s.Running, Previous: rec.Previous, Owner: rec.Params.Owner}
 		if err := h.publish(ctx, "status", h.s.Running, start); err != nil {
 			return err
 		}
@@ -86,7 +94,7 @@ func (h *handle) fail(ctx context.Context, step string, cause error) error {
 		return h.abort(ctx, err)
 	}
 	if !h.s.Side {
-		status := &events.StatusChanged{Status: events.StatusFailed, Previous: h.s.Running, Owner: h.rec.Params.Owner,
+		status := &events.StatusChanged{Status: events.StatusFailed, Previous: h.s.Running, Owner: h.snapshot().Params.Owner,
 			LastError: msg, FailedStep: step}
 		if err := h.publish(ctx, "status", events.StatusFailed+"/"+step, status); err != nil {
 			return h.abort(ctx, err)

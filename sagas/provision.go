@@ -22,7 +22,8 @@ type ProvisionerDeps struct {
 	Log      *zap.Logger
 }
 
-// Provisioner defines the create and delete sagas of a workspace.
+// Provisioner defines the sagas of a workspace: create and delete, and the
+// side sagas (members.go, rotate.go, migrate.go); ByName finds them.
 type Provisioner struct {
 	d        ProvisionerDeps
 	endpoint string

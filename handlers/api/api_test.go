@@ -55,7 +55,7 @@ func (c testCredentials) MemberCredentials(_ context.Context, ws, username strin
 }
 
 // testAuth signs in "Bearer <username>"; the user "admin" holds the admin
-// realm role, and so does every user whose name starts with "admin". The JWT verifier has its own tests in handlers/auth.
+// realm role, and so does every user whose name starts with "admin". The JWT verifier has its own tests in auth/.
 func testAuth() Authenticator {
 	return auth.Func(func(r *http.Request) (auth.Principal, error) {
 		tok, err := auth.BearerToken(r)
@@ -498,6 +498,44 @@ func TestDeleteReadsDeletingAtOnce(t *testing.T) {
 	s.waitFor("ws-gone", func(ws readmodel.Workspace, _ bool) bool { return ws.Status == events.StatusFailed })
 	if got := status("ws-gone", "admin"); got != events.StatusFailed {
 		t.Fatalf("after the worker's news: %q", got)
+	}
+}
+
+// staleView answers one workspace from an old snapshot: a read model
+// that lags behind the events.
+type staleView struct {
+	Workspaces
+	old readmodel.Workspace
+}
+
+func (v staleView) Get(name string) (readmodel.Workspace, bool) {
+	if name == v.old.Name {
+		return v.old, true
+	}
+	return v.Workspaces.Get(name)
+}
+
+// A delete accepted on a stale read model, after the workspace was
+// deleted and its name released, must not hold the name: once the read
+// model catches up, it reads deleted and can be created again.
+func TestALateDeleteDoesNotHoldTheName(t *testing.T) {
+	s := newStack(t)
+	s.emit("ws-late", &events.StatusChanged{Status: events.StatusReady})
+	s.waitFor("ws-late", func(ws readmodel.Workspace, _ bool) bool { return ws.Status == events.StatusReady })
+	old, _ := s.reader.Get("ws-late")
+	s.emit("ws-late", &events.StatusChanged{Status: events.StatusDeleted})
+	s.waitFor("ws-late", func(ws readmodel.Workspace, _ bool) bool { return ws.Status == events.StatusDeleted })
+	d := s.deps
+	d.Workspaces = staleView{Workspaces: s.reader, old: old}
+	if r := s.do(s.handler(Config{}, d), req{method: "DELETE", path: "/workspaces/ws-late", user: "admin"}); r.status != http.StatusAccepted {
+		t.Fatalf("delete on the stale view: %d %s", r.status, r.body)
+	}
+	var got workspaceBody
+	if s.call(req{method: "GET", path: "/workspaces/ws-late", user: "admin"}).json(t, &got); got.Status != events.StatusDeleted {
+		t.Fatalf("reads %q once the read model caught up", got.Status)
+	}
+	if r := s.call(req{method: "POST", path: "/workspaces", user: "admin", body: `{"preferred_name":"late","default_owner":"u"}`}); r.status != http.StatusAccepted {
+		t.Fatalf("create again: %d %s", r.status, r.body)
 	}
 }
 

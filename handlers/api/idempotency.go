@@ -5,12 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/eo-workspaces/provisioner/auth"
@@ -103,7 +101,7 @@ func (s *server) remember(ctx context.Context, idem *idempotency, status int, bo
 	if err == nil {
 		_, err = s.d.Idempotency.Create(ctx, idem.key, raw)
 	}
-	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+	if err != nil && !events.IsConflict(err) { // a concurrent repeat stored it first
 		s.log.Warn("store idempotent answer", zap.Error(err))
 	}
 }

@@ -83,8 +83,10 @@ func nameTaken(name string) error {
 // markDeleting notes on the name's reservation that a delete of ws was
 // accepted at at, so that the next read shows it deleting even while the
 // worker is busy with something else. A workspace made without the API
-// has no reservation: the mark makes one, which release_name removes
-// with the rest, or a later create takes over.
+// (or deleted already, its name released, while the read model lagged)
+// has no reservation: the mark makes one dated when the workspace was
+// made, so that once the read model says deleted, the name reads deleted
+// and a later create takes it over.
 func (s *server) markDeleting(ctx context.Context, ws readmodel.Workspace, at time.Time) error {
 	for range 3 {
 		res, rev, err := s.d.Names.Get(ctx, ws.Name)
@@ -92,7 +94,7 @@ func (s *server) markDeleting(ctx context.Context, ws readmodel.Workspace, at ti
 			return err
 		}
 		if rev == 0 {
-			res = names.Reservation{Owner: ws.Owner, CreatedAt: at}
+			res = names.Reservation{Owner: ws.Owner, CreatedAt: ws.CreatedAt}
 		}
 		res.DeleteAcceptedAt = &at
 		if rev == 0 {
