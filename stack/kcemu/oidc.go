@@ -16,6 +16,8 @@ func (s *Server) routeOIDC(mux *http.ServeMux) {
 	mux.HandleFunc("GET /realms/{realm}/protocol/openid-connect/userinfo", s.userinfo)
 	mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/userinfo", s.userinfo)
 	mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/logout", s.logout)
+	mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/token/introspect", s.introspect)
+	mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/revoke", s.revoke)
 }
 
 // baseURL is the URL the client used to reach us; Keycloak in dev mode
@@ -66,6 +68,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		"introspection_endpoint":                p + "/token/introspect",
 		"userinfo_endpoint":                     p + "/userinfo",
 		"end_session_endpoint":                  p + "/logout",
+		"revocation_endpoint":                   p + "/revoke",
 		"jwks_uri":                              p + "/certs",
 		"grant_types_supported":                 []string{"authorization_code", "client_credentials", "implicit", "password", "refresh_token"},
 		"response_types_supported":              []string{"code", "none", "id_token", "token", "id_token token", "code id_token", "code token", "code id_token token"},
