@@ -15,6 +15,7 @@ const (
 	DevUser2              = "example-user-2"
 	DevAdminRole          = "workspace-api:admin" // realm role held by DevAdminUser
 	DevPublicClientID     = "demo"                // public, password grant, audience workspace-api
+	DevUIClientID         = "workspace-ui"        // public, authorization code with PKCE (S256), audience workspace-api
 	DevAPIClientID        = "workspace-api"       // bearer-only audience of the API
 	DevWorkerClientID     = "workspace-worker"    // confidential, service account
 	DevWorkerClientSecret = "workspace-worker-secret"

@@ -17,6 +17,8 @@ func (s *Server) routeOIDC(mux *http.ServeMux) {
 	mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/userinfo", s.userinfo)
 	mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/logout", s.logout)
 	mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/token/introspect", s.introspect)
+	mux.HandleFunc("GET /realms/{realm}/protocol/openid-connect/auth", s.authorization)
+	mux.HandleFunc("POST /realms/{realm}/login-actions/authenticate", s.loginAction)
 	mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/revoke", s.revoke)
 }
 
@@ -145,7 +147,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	case "":
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "Missing form parameter: grant_type")
 		return
-	case "password", "client_credentials", "refresh_token":
+	case "password", "client_credentials", "refresh_token", "authorization_code":
 	default:
 		writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "Unsupported grant_type")
 		return
@@ -169,6 +171,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		oe = clientCredentialsGrant(r, &t)
 	case "refresh_token":
 		oe = refreshGrant(r, &t)
+	case "authorization_code":
+		oe = s.codeGrant(r, &t)
 	}
 	if oe != nil {
 		if oe.code == "invalid_grant" && grant == "password" {
@@ -277,7 +281,7 @@ func grantedScope(requested string) (string, bool) {
 			out = append(out, s)
 		}
 	}
-	out = append(out, "email", "profile")
+	out = append(out, "profile", "email")
 	return strings.Join(out, " "), openid
 }
 
