@@ -93,7 +93,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 	// 4. --fresh starts from nothing.
 	begin = time.Now()
 	fresh := stacktest.StartTask(t, root, nil, "dev", "--", "--fresh")
-	s = &stack{run: fresh, env: fresh.WaitStackEnv(t, root, restart)}
+	s = &stack{run: fresh, env: fresh.WaitStackEnv(t, root, firstStart)} // a new Keycloak database: a first start
 	t.Logf("go tool task dev -- --fresh: stack.env after %s", since(begin))
 	admin = s.token(t, "example-admin")
 	code, list := s.call(t, "GET", "", admin, "")
