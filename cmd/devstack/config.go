@@ -11,7 +11,14 @@ import (
 	"time"
 )
 
-// Fixed names of the dev realm and its worker client (the emulator's --dev-realm).
+// The Keycloaks devstack can run (--keycloak).
+const (
+	keycloakReal     = "real"
+	keycloakEmulator = "emulator"
+)
+
+// Fixed names of the dev realm and its worker client (--dev-realm of
+// keycloak-real and of keycloak-emulator).
 const (
 	devRealm         = "eoepca"
 	workerClientID   = "workspace-worker"
@@ -27,8 +34,9 @@ const (
 // Config is everything devstack needs, filled from flags and the environment.
 type Config struct {
 	Root         string // repository root; state goes under Root/.dev
-	BinDir       string // where minio, keycloak-emulator and provisioner are
+	BinDir       string // where minio, keycloak-real or keycloak-emulator, and provisioner are
 	Fresh        bool   // wipe .dev/data before starting
+	Keycloak     string // keycloakReal or keycloakEmulator
 	Ports        Ports  // 0 means: the port used last time if free, else any free one
 	KCAdminUser  string
 	KCAdminPass  string
@@ -73,7 +81,9 @@ func parseConfig(args []string, getenv func(string) string, root string, stderr 
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.BinDir, "bin-dir", envOr(getenv, "DEV_BIN_DIR", filepath.Join(root, ".bin")), "directory holding minio, keycloak-emulator and provisioner (env DEV_BIN_DIR)")
 	fs.BoolVar(&cfg.Fresh, "fresh", false, "delete .dev/data first and start from nothing")
-	fs.DurationVar(&cfg.StartTimeout, "start-timeout", 2*time.Minute, "how long every part may take to answer")
+	fs.StringVar(&cfg.Keycloak, "keycloak", envOr(getenv, "DEV_KEYCLOAK", keycloakReal), "which Keycloak to run: "+keycloakReal+" (the server itself, needs Java 17+ and Maven) or "+keycloakEmulator+" (env DEV_KEYCLOAK)")
+	// The real Keycloak's first start on a busy two-core machine took 2.5 minutes.
+	fs.DurationVar(&cfg.StartTimeout, "start-timeout", 5*time.Minute, "how long every part may take to answer")
 	fs.DurationVar(&cfg.StopTimeout, "stop-timeout", 10*time.Second, "how long a part may take to stop after SIGTERM before SIGKILL")
 	for _, f := range cfg.Ports.fields() {
 		def := 0
@@ -120,6 +130,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("--%s %d: not a port number", f.flag, *f.v)
 		}
 	}
+	if c.Keycloak != keycloakReal && c.Keycloak != keycloakEmulator {
+		return fmt.Errorf("--keycloak %q: want %s or %s", c.Keycloak, keycloakReal, keycloakEmulator)
+	}
 	if c.StartTimeout <= 0 || c.StopTimeout <= 0 {
 		return errors.New("--start-timeout and --stop-timeout must be positive")
 	}
@@ -144,3 +157,15 @@ func (c Config) dataDir() string      { return filepath.Join(c.devDir(), "data")
 func (c Config) stackEnvPath() string { return filepath.Join(c.devDir(), "stack.env") }
 func (c Config) lockPath() string     { return filepath.Join(c.devDir(), "dev.lock") }
 func (c Config) portsPath() string    { return filepath.Join(c.dataDir(), "ports.json") }
+
+// keycloakBinary is the program that runs the chosen Keycloak.
+func (c Config) keycloakBinary() string { return "keycloak-" + c.Keycloak }
+
+// keycloakDataDir keeps each Keycloak's state apart: the emulator's state
+// file, or the real server's home with its dev-file database.
+func (c Config) keycloakDataDir() string {
+	if c.Keycloak == keycloakReal {
+		return filepath.Join(c.dataDir(), "keycloak-real")
+	}
+	return filepath.Join(c.dataDir(), "keycloak")
+}

@@ -33,7 +33,10 @@ func (c Config) layoutPath() string { return filepath.Join(c.dataDir(), "LAYOUT"
 func checkData(cfg Config) error {
 	entries, err := os.ReadDir(cfg.dataDir())
 	if errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {
-		return writeFileAtomic(cfg.layoutPath(), []byte(dataLayout+"\n"))
+		if err := writeFileAtomic(cfg.layoutPath(), []byte(dataLayout+"\n")); err != nil {
+			return err
+		}
+		return writeFileAtomic(cfg.keycloakKindPath(), []byte(cfg.Keycloak+"\n"))
 	}
 	if err != nil {
 		return fmt.Errorf("read %s: %w", cfg.dataDir(), err)
@@ -49,10 +52,41 @@ func checkData(cfg Config) error {
 	if got := strings.TrimSpace(string(b)); got != dataLayout {
 		return fmt.Errorf("%s says %q, this devstack reads %q; %s", cfg.layoutPath(), got, dataLayout, freshHint)
 	}
-	if err := kcemu.CheckState(filepath.Join(cfg.dataDir(), "keycloak")); err != nil {
-		return fmt.Errorf("%w\n(for the dev stack: %s)", err, freshHint)
+	if err := checkKeycloakKind(cfg); err != nil {
+		return err
+	}
+	if cfg.Keycloak == keycloakEmulator {
+		if err := kcemu.CheckState(cfg.keycloakDataDir()); err != nil {
+			return fmt.Errorf("%w\n(for the dev stack: %s)", err, freshHint)
+		}
 	}
 	return checkNATSStore(filepath.Join(cfg.dataDir(), "provisioner", "nats"))
+}
+
+// keycloakKindPath is the file that says which Keycloak holds the realms
+// the rest of .dev/data refers to.
+func (c Config) keycloakKindPath() string { return filepath.Join(c.dataDir(), "KEYCLOAK") }
+
+// checkKeycloakKind refuses to pair the kept workspaces with the other
+// Keycloak, which has none of their clients, roles or members. Data kept
+// before the real server could be chosen has no such file: the emulator's.
+func checkKeycloakKind(cfg Config) error {
+	kind := keycloakEmulator
+	b, err := os.ReadFile(cfg.keycloakKindPath())
+	switch {
+	case err == nil:
+		kind = strings.TrimSpace(string(b))
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("read %s: %w", cfg.keycloakKindPath(), err)
+	}
+	if kind != cfg.Keycloak {
+		return fmt.Errorf("%s was made with the %s Keycloak, whose realms its workspaces live in: run `go tool task dev -- --keycloak %s` to keep it, or %s",
+			cfg.dataDir(), kind, kind, freshHint)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return writeFileAtomic(cfg.keycloakKindPath(), []byte(kind+"\n"))
+	}
+	return nil
 }
 
 // checkNATSStore checks what the NATS server checks of each stream before

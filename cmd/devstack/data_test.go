@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-func dataConfig(t *testing.T) Config { return Config{Root: t.TempDir()} }
+func dataConfig(t *testing.T) Config { return Config{Root: t.TempDir(), Keycloak: keycloakEmulator} }
 
 // mustRefuse checks that err names the file and the way out.
 func mustRefuse(t *testing.T, err error, file string) {
@@ -38,6 +38,31 @@ func TestCheckDataMarksANewDirectoryAndAcceptsItAgain(t *testing.T) {
 	}
 	if b, err := os.ReadFile(cfg.layoutPath()); err != nil || strings.TrimSpace(string(b)) != dataLayout {
 		t.Fatalf("LAYOUT = %q, %v", b, err)
+	}
+}
+
+func TestCheckDataRefusesTheOtherKeycloak(t *testing.T) {
+	cfg := dataConfig(t)
+	if err := checkData(cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Keycloak = keycloakReal
+	err := checkData(cfg)
+	mustRefuse(t, err, cfg.dataDir())
+	if !strings.Contains(err.Error(), "go tool task dev -- --keycloak emulator") {
+		t.Errorf("refusal %q does not say how to keep the data", err)
+	}
+	// Kept before the choice existed: no KEYCLOAK file, the emulator's data.
+	if err := os.Remove(cfg.keycloakKindPath()); err != nil {
+		t.Fatal(err)
+	}
+	mustRefuse(t, checkData(cfg), cfg.dataDir())
+	cfg.Keycloak = keycloakEmulator
+	if err := checkData(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(cfg.keycloakKindPath()); strings.TrimSpace(string(b)) != keycloakEmulator {
+		t.Errorf("KEYCLOAK = %q after accepting the emulator's data, want it recorded", b)
 	}
 }
 

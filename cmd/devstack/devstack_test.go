@@ -31,6 +31,9 @@ func TestParseConfigFlagsWinOverEnvAndDefaultsApply(t *testing.T) {
 	if !cfg.Fresh || cfg.BinDir != filepath.Join(root, ".bin") {
 		t.Errorf("fresh %v bin-dir %q", cfg.Fresh, cfg.BinDir)
 	}
+	if cfg.Keycloak != keycloakReal {
+		t.Errorf("keycloak %q, want the real one by default", cfg.Keycloak)
+	}
 	if cfg.KCAdminUser != "boss" || cfg.KCAdminPass != "admin" || cfg.MinIOUser != "minioadmin" {
 		t.Errorf("credentials %q/%q minio %q", cfg.KCAdminUser, cfg.KCAdminPass, cfg.MinIOUser)
 	}
@@ -47,6 +50,7 @@ func TestParseConfigRejectsBadInput(t *testing.T) {
 		"stray argument":        {args: []string{"up"}, want: "unexpected arguments"},
 		"quote in a password":   {env: map[string]string{"MINIO_ROOT_PASSWORD": "it's-secret"}, want: "MINIO_ROOT_PASSWORD"},
 		"short minio password":  {env: map[string]string{"MINIO_ROOT_PASSWORD": "short"}, want: "at least 8"},
+		"unknown keycloak":      {args: []string{"--keycloak", "docker"}, want: "--keycloak \"docker\""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := parseConfig(tc.args, env(tc.env), t.TempDir(), io.Discard)
@@ -193,7 +197,7 @@ func TestCheckBinariesNamesWhatIsMissing(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "minio"), nil, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	err := checkBinaries(dir)
+	err := checkBinaries(dir, "keycloak-emulator")
 	if err == nil || !strings.Contains(err.Error(), "keycloak-emulator, provisioner") || strings.Contains(err.Error(), "minio,") {
 		t.Fatalf("err = %v, want keycloak-emulator and provisioner named, minio not", err)
 	}

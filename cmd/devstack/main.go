@@ -1,6 +1,7 @@
-// Command devstack runs the whole local stack (MinIO, the Keycloak emulator
-// with the dev realm, and the provisioner with its embedded NATS) as child
-// processes it owns; it is what `go tool task dev` runs.
+// Command devstack runs the whole local stack (MinIO, Keycloak with the dev
+// realm: the real server by default, the emulator with --keycloak emulator,
+// and the provisioner with its embedded NATS) as child processes it owns; it
+// is what `go tool task dev` runs.
 //
 // Once every part answers it writes .dev/stack.env at the repository root
 // (the keys CONTRACT.md "The local stack" lists) and prints how to use the
@@ -68,7 +69,7 @@ const portGrace = 5 * time.Second
 // serve holds the lock, runs the stack until ctx ends or a part dies, and
 // always leaves nothing running and no stack.env behind.
 func serve(ctx context.Context, cfg Config, out io.Writer) (err error) {
-	if err := checkBinaries(cfg.BinDir); err != nil {
+	if err := checkBinaries(cfg.BinDir, cfg.keycloakBinary()); err != nil {
 		return err
 	}
 	lock, err := acquireLock(cfg.lockPath())
@@ -121,9 +122,9 @@ func serve(ctx context.Context, cfg Config, out io.Writer) (err error) {
 }
 
 // checkBinaries fails early, naming every binary the stack needs but lacks.
-func checkBinaries(dir string) error {
+func checkBinaries(dir, keycloak string) error {
 	var missing []string
-	for _, name := range []string{"minio", "keycloak-emulator", "provisioner"} {
+	for _, name := range []string{"minio", keycloak, "provisioner"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			missing = append(missing, name)
 		}

@@ -109,23 +109,26 @@ func (s *stack) startMinIO(ctx context.Context) (part, error) {
 	return minioPart{srv}, nil
 }
 
+// startKeycloak runs keycloak-real or keycloak-emulator: both take
+// Keycloak's options and --dev-realm, and keep their state in --data-dir.
 func (s *stack) startKeycloak(ctx context.Context) (part, error) {
 	const name = "keycloak"
 	env := append(os.Environ(),
 		"KC_BOOTSTRAP_ADMIN_USERNAME="+s.cfg.KCAdminUser,
 		"KC_BOOTSTRAP_ADMIN_PASSWORD="+s.cfg.KCAdminPass,
 	)
-	c, err := startChild(name, filepath.Join(s.cfg.BinDir, "keycloak-emulator"), s.cfg.Root, []string{
+	c, err := startChild(name, filepath.Join(s.cfg.BinDir, s.cfg.keycloakBinary()), s.cfg.Root, []string{
 		"--http-host", "127.0.0.1",
 		"--http-port", strconv.Itoa(s.ports.Keycloak),
 		"--dev-realm",
-		"--data-dir", filepath.Join(s.cfg.dataDir(), "keycloak"),
+		"--data-dir", s.cfg.keycloakDataDir(),
 	}, env, s.logWriter(name), s.cfg.StopTimeout)
 	if err != nil {
 		return nil, err
 	}
-	ready := s.url(s.ports.Keycloak) + "/realms/master/.well-known/openid-configuration"
-	return c, awaitReady(ctx, c, func(ctx context.Context) bool { return httpOK(ctx, ready) })
+	master := s.url(s.ports.Keycloak) + "/realms/master/.well-known/openid-configuration"
+	dev := s.url(s.ports.Keycloak) + "/realms/" + devRealm + "/.well-known/openid-configuration"
+	return c, awaitReady(ctx, c, func(ctx context.Context) bool { return httpOK(ctx, master) && httpOK(ctx, dev) })
 }
 
 func (s *stack) startProvisioner(ctx context.Context) (part, error) {

@@ -31,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/eo-workspaces/provisioner/stack/kcemu"
 	"github.com/eo-workspaces/provisioner/stack/keycloakserver"
 )
 
@@ -55,6 +56,7 @@ type options struct {
 	managementPort int
 	realms         []string
 	dataDir        string
+	devRealm       bool
 	version        string
 	command        []string // run once ready, then stop
 }
@@ -83,6 +85,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.managementPort, "http-management-port", 0, "port of /health (0 = any free port; Keycloak's own default 9000 would collide between servers)")
 	fs.Var((*stringList)(&o.realms), "import-realm", "realm-export JSON file to import at start, unless the realm exists (repeatable)")
 	fs.StringVar(&o.dataDir, "data-dir", "", "keep the server's home and database here across restarts (default: a temporary one)")
+	fs.BoolVar(&o.devRealm, "dev-realm", false, "also import the project's dev realm ("+kcemu.DevRealmName+"), as keycloak-emulator does")
 	fs.StringVar(&o.version, "keycloak-version", keycloakserver.DefaultVersion, "Keycloak release to fetch and run")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -113,6 +116,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	addr, err := listenAddr(o.host, o.port)
 	if err != nil {
 		return 1, err
+	}
+	if o.devRealm {
+		file, err := writeDevRealm()
+		if err != nil {
+			return 1, err
+		}
+		defer os.Remove(file) // Start copies it into the server's home
+		o.realms = append(o.realms, file)
 	}
 	opts := keycloakserver.Options{
 		Version: o.version, DataDir: o.dataDir, Addr: addr, ManagementPort: o.managementPort,
@@ -151,6 +162,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		_ = os.Remove(logFile.Name()) // kept only to look into a failure
 	}
 	return code, err
+}
+
+// writeDevRealm puts the dev realm export where --import-realm can read it.
+func writeDevRealm() (string, error) {
+	f, err := os.CreateTemp("", "devrealm-*.json")
+	if err != nil {
+		return "", fmt.Errorf("dev realm: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Write(kcemu.DevRealmJSON()); err != nil {
+		return "", fmt.Errorf("dev realm: %w", err)
+	}
+	return f.Name(), nil
 }
 
 // listenAddr is host:port, a free port when port is 0.

@@ -104,7 +104,9 @@ type run struct {
 
 func (f fixture) start(t *testing.T, args ...string) *run {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(f.bin, "devstack"), append([]string{"--bin-dir", f.bin}, args...)...)
+	// The emulator: these tests are about devstack's supervision, in seconds;
+	// integration/tasks and integration/restart run it on the real Keycloak.
+	cmd := exec.Command(filepath.Join(f.bin, "devstack"), append([]string{"--bin-dir", f.bin, "--keycloak", "emulator"}, args...)...)
 	cmd.Dir = f.root
 	cmd.Env = append(os.Environ(), envStubs+"=1")
 	r := &run{cmd: cmd, out: &stacktest.SyncBuffer{}, done: make(chan struct{})}

@@ -20,12 +20,12 @@ import (
 func registerApp(t *testing.T, clientID string) string {
 	t.Helper()
 	ctx := context.Background()
-	gc := gocloak.NewClient(sys.emu.URL())
-	adm, err := gc.LoginAdmin(ctx, "admin", "admin", "master")
+	gc := gocloak.NewClient(sys.kc.url)
+	adm, err := gc.LoginAdmin(ctx, sys.kc.adminUser, sys.kc.adminPassword, "master")
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := gc.CreateClient(ctx, adm.AccessToken, kcemu.DevRealmName, gocloak.Client{
+	id, err := gc.CreateClient(ctx, adm.AccessToken, sys.kc.realm, gocloak.Client{
 		ClientID: gocloak.StringP(clientID), PublicClient: gocloak.BoolP(false), ServiceAccountsEnabled: gocloak.BoolP(true),
 		StandardFlowEnabled: gocloak.BoolP(false), Protocol: gocloak.StringP("openid-connect"),
 		ProtocolMappers: &[]gocloak.ProtocolMapperRepresentation{{
@@ -37,11 +37,11 @@ func registerApp(t *testing.T, clientID string) string {
 	if err != nil {
 		t.Fatalf("register %s: %v", clientID, err)
 	}
-	secret, err := gc.GetClientSecret(ctx, adm.AccessToken, kcemu.DevRealmName, id)
+	secret, err := gc.GetClientSecret(ctx, adm.AccessToken, sys.kc.realm, id)
 	if err != nil || secret.Value == nil {
 		t.Fatalf("secret of %s: %v", clientID, err)
 	}
-	tok, err := gc.LoginClient(ctx, clientID, *secret.Value, kcemu.DevRealmName)
+	tok, err := gc.LoginClient(ctx, clientID, *secret.Value, sys.kc.realm)
 	if err != nil {
 		t.Fatalf("client credentials of %s: %v", clientID, err)
 	}

@@ -1,12 +1,14 @@
 // Package e2e runs the EOEPCA notebook flow against the real system: the
-// provisioner binary with its embedded JetStream, a real MinIO and the
-// Keycloak emulator, driven over HTTP, S3 and NATS with real tokens.
+// provisioner binary with its embedded JetStream, a real MinIO and the real
+// Keycloak (the test run's shared one, in a realm of this package's own; the
+// emulator with -short), driven over HTTP, S3 and NATS with real tokens.
 package e2e
 
 import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/eo-workspaces/provisioner/integration/stacktest"
 	"github.com/eo-workspaces/provisioner/stack/kcemu"
+	"github.com/eo-workspaces/provisioner/stack/keycloakserver"
 	"github.com/eo-workspaces/provisioner/stack/minioserver"
 )
 
@@ -26,7 +29,7 @@ import (
 type stack struct {
 	api, nats string
 	bin, data string // the provisioner's binary and data directory, for restarts
-	emu       *kcemu.Server
+	kc        keycloak
 	mio       *minioserver.Server
 	cmd       *exec.Cmd
 	logs      *stacktest.SyncBuffer // the child's output, which exec copies from another goroutine
@@ -37,7 +40,11 @@ var sys *stack
 // secretKey encrypts the stored credentials of the e2e stack.
 const secretKey = "e2e-secret-key-e2e-secret-key-e2e"
 
+// keycloak is where the provisioner and the tests find Keycloak.
+type keycloak struct{ url, adminUser, adminPassword, realm string }
+
 func TestMain(m *testing.M) {
+	flag.Parse() // for testing.Short
 	code, err := runWithStack(m)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -63,12 +70,12 @@ func runWithStack(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer func() { _ = mio.Stop() }()
-	emu, err := kcemu.Start(ctx, kcemu.Config{DevRealm: true, AdminUser: "admin", AdminPassword: "admin"})
+	kc, closeKC, err := startKeycloak(ctx)
 	if err != nil {
 		return 0, err
 	}
-	defer func() { _ = emu.Close() }()
-	s, err := startProvisioner(ctx, bin, filepath.Join(dir, "data"), emu, mio)
+	defer closeKC()
+	s, err := startProvisioner(ctx, bin, filepath.Join(dir, "data"), kc, mio)
 	if err != nil {
 		return 0, err
 	}
@@ -81,7 +88,39 @@ func runWithStack(m *testing.M) (int, error) {
 	return code, nil
 }
 
-func startProvisioner(ctx context.Context, bin, data string, emu *kcemu.Server, mio *minioserver.Server) (*stack, error) {
+// startKeycloak gives the package the dev realm: a copy of it under a name
+// of its own on the real Keycloak, or the emulator's with -short.
+func startKeycloak(ctx context.Context) (keycloak, func(), error) {
+	if testing.Short() {
+		emu, err := kcemu.Start(ctx, kcemu.Config{DevRealm: true, AdminUser: "admin", AdminPassword: "admin"})
+		if err != nil {
+			return keycloak{}, nil, err
+		}
+		return keycloak{emu.URL(), "admin", "admin", kcemu.DevRealmName}, func() { _ = emu.Close() }, nil
+	}
+	inst, err := keycloakserver.FromEnv(ctx)
+	if err != nil {
+		return keycloak{}, nil, err
+	}
+	realm := fmt.Sprintf("e2e-%d", time.Now().UnixNano())
+	rep, err := kcemu.DevRealmAs(realm)
+	if err == nil {
+		err = inst.CreateRealm(ctx, rep)
+	}
+	if err != nil {
+		_ = inst.Close()
+		return keycloak{}, nil, err
+	}
+	closeKC := func() {
+		if err := inst.DeleteRealm(context.Background(), realm); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+		}
+		_ = inst.Close()
+	}
+	return keycloak{inst.URL, inst.AdminUser, inst.AdminPassword, realm}, closeKC, nil
+}
+
+func startProvisioner(ctx context.Context, bin, data string, kc keycloak, mio *minioserver.Server) (*stack, error) {
 	httpAddr, err := minioserver.FreeAddr()
 	if err != nil {
 		return nil, err
@@ -90,9 +129,9 @@ func startProvisioner(ctx context.Context, bin, data string, emu *kcemu.Server, 
 	if err != nil {
 		return nil, err
 	}
-	s := &stack{api: "http://" + httpAddr, nats: "nats://" + natsAddr, bin: bin, data: data, emu: emu, mio: mio, logs: &stacktest.SyncBuffer{}}
+	s := &stack{api: "http://" + httpAddr, nats: "nats://" + natsAddr, bin: bin, data: data, kc: kc, mio: mio, logs: &stacktest.SyncBuffer{}}
 	s.cmd = exec.Command(bin, "--http-addr", httpAddr, "--nats-listen", natsAddr, "--data-dir", data,
-		"--keycloak-url", emu.URL(), "--keycloak-realm", kcemu.DevRealmName,
+		"--keycloak-url", kc.url, "--keycloak-realm", kc.realm,
 		"--keycloak-client-id", kcemu.DevWorkerClientID, "--keycloak-client-secret", kcemu.DevWorkerClientSecret,
 		"--s3-endpoint", mio.URL(), "--s3-region", mio.Region(),
 		"--minio-access-key", mio.RootUser(), "--minio-secret-key", mio.RootPassword(),
@@ -135,11 +174,11 @@ func (s *stack) stop() error {
 	}
 }
 
-// token gets a password-grant access token from the emulator through the
+// token gets a password-grant access token from Keycloak through the
 // public demo client, as a notebook user does.
 func token(t *testing.T, user string) string {
 	t.Helper()
-	tok, err := stacktest.PasswordToken(t.Context(), sys.emu.URL(), kcemu.DevRealmName, kcemu.DevPublicClientID, user, kcemu.DevPassword, "openid")
+	tok, err := stacktest.PasswordToken(t.Context(), sys.kc.url, sys.kc.realm, kcemu.DevPublicClientID, user, kcemu.DevPassword, "openid")
 	if err != nil {
 		t.Fatal(err)
 	}

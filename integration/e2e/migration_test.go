@@ -107,7 +107,7 @@ func restart(t *testing.T) {
 	if err := sys.stop(); err != nil {
 		t.Fatal(err)
 	}
-	s, err := startProvisioner(t.Context(), sys.bin, sys.data, sys.emu, sys.mio)
+	s, err := startProvisioner(t.Context(), sys.bin, sys.data, sys.kc, sys.mio)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -183,12 +183,12 @@ func assertGone(t *testing.T, name string) {
 func keycloakClients(t *testing.T, clientID string) int {
 	t.Helper()
 	ctx := context.Background()
-	gc := gocloak.NewClient(sys.emu.URL())
-	tok, err := gc.LoginAdmin(ctx, "admin", "admin", "master")
+	gc := gocloak.NewClient(sys.kc.url)
+	tok, err := gc.LoginAdmin(ctx, sys.kc.adminUser, sys.kc.adminPassword, "master")
 	if err != nil {
 		t.Fatal(err)
 	}
-	clients, err := gc.GetClients(ctx, tok.AccessToken, kcemu.DevRealmName, gocloak.GetClientsParams{ClientID: gocloak.StringP(clientID)})
+	clients, err := gc.GetClients(ctx, tok.AccessToken, sys.kc.realm, gocloak.GetClientsParams{ClientID: gocloak.StringP(clientID)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -118,22 +117,10 @@ func randomHex(n int) string {
 // written for a real Keycloak would.
 func (tg *target) createRealm(t *testing.T) {
 	t.Helper()
-	var rep map[string]any
-	if err := json.Unmarshal(kcemu.DevRealmJSON(), &rep); err != nil {
+	body, err := kcemu.DevRealmAs(tg.Realm)
+	if err != nil {
 		t.Fatal(err)
 	}
-	rep["realm"] = tg.Realm
-	for _, u := range rep["users"].([]any) {
-		um := u.(map[string]any)
-		if rr, ok := um["realmRoles"].([]any); ok {
-			for i, r := range rr {
-				if r == "default-roles-"+kcemu.DevRealmName {
-					rr[i] = "default-roles-" + tg.Realm
-				}
-			}
-		}
-	}
-	body, _ := json.Marshal(rep)
 	status, resp := tg.raw(t, http.MethodPost, "/admin/realms", tg.adminToken(t), body)
 	if status != http.StatusCreated {
 		t.Fatalf("create realm %s: %d %s", tg.Realm, status, resp)

@@ -205,6 +205,7 @@ func (s *Server) routeAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("POST /admin/realms", s.admin(true, superAdmin, createRealm))
 	mux.HandleFunc("POST /admin/realms/{$}", s.admin(true, superAdmin, createRealm))
 	mux.HandleFunc("GET "+p, s.admin(false, anyAdmin, getRealm))
+	mux.HandleFunc("PUT "+p, s.admin(true, manageRealm, updateRealm))
 	mux.HandleFunc("DELETE "+p, s.admin(true, superAdmin, deleteRealm))
 	s.routeClients(mux, p)
 	s.routeRoles(mux, p)
@@ -241,6 +242,33 @@ func sortedRealms(st *state) []*realm {
 }
 
 func getRealm(a *adminCall) (reply, bool) { return ok(realmOut(a.rl)), false }
+
+// realmSettings are what PUT /admin/realms/{realm} changes here; a field
+// left out keeps its value, as in Keycloak. Renaming a realm is not modelled.
+type realmSettings struct {
+	DisplayName           *string `json:"displayName"`
+	Enabled               *bool   `json:"enabled"`
+	AccessTokenLifespan   *int    `json:"accessTokenLifespan"`
+	SSOSessionIdleTimeout *int    `json:"ssoSessionIdleTimeout"`
+	SSOSessionMaxLifespan *int    `json:"ssoSessionMaxLifespan"`
+}
+
+func updateRealm(a *adminCall) (reply, bool) {
+	var rep realmSettings
+	if !a.decode(&rep) {
+		return cannotParse, false
+	}
+	if rep.DisplayName != nil {
+		a.rl.DisplayName = *rep.DisplayName
+	}
+	if rep.Enabled != nil {
+		a.rl.Enabled = *rep.Enabled
+	}
+	setInt(&a.rl.AccessTokenLifespan, rep.AccessTokenLifespan)
+	setInt(&a.rl.SSOSessionIdleTimeout, rep.SSOSessionIdleTimeout)
+	setInt(&a.rl.SSOSessionMaxLifespan, rep.SSOSessionMaxLifespan)
+	return noContent(), true
+}
 
 func createRealm(a *adminCall) (reply, bool) {
 	ex, err := parseRealmExport(a.body, "request body")

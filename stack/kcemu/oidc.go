@@ -16,6 +16,10 @@ func (s *Server) routeOIDC(mux *http.ServeMux) {
 	mux.HandleFunc("GET /realms/{realm}/protocol/openid-connect/userinfo", s.userinfo)
 	mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/userinfo", s.userinfo)
 	mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/logout", s.logout)
+	mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/token/introspect", s.introspect)
+	mux.HandleFunc("GET /realms/{realm}/protocol/openid-connect/auth", s.authorization)
+	mux.HandleFunc("POST /realms/{realm}/login-actions/authenticate", s.loginAction)
+	mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/revoke", s.revoke)
 }
 
 // baseURL is the URL the client used to reach us; Keycloak in dev mode
@@ -66,6 +70,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		"introspection_endpoint":                p + "/token/introspect",
 		"userinfo_endpoint":                     p + "/userinfo",
 		"end_session_endpoint":                  p + "/logout",
+		"revocation_endpoint":                   p + "/revoke",
 		"jwks_uri":                              p + "/certs",
 		"grant_types_supported":                 []string{"authorization_code", "client_credentials", "implicit", "password", "refresh_token"},
 		"response_types_supported":              []string{"code", "none", "id_token", "token", "id_token token", "code id_token", "code token", "code id_token token"},
@@ -142,7 +147,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	case "":
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "Missing form parameter: grant_type")
 		return
-	case "password", "client_credentials", "refresh_token":
+	case "password", "client_credentials", "refresh_token", "authorization_code":
 	default:
 		writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "Unsupported grant_type")
 		return
@@ -166,6 +171,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		oe = clientCredentialsGrant(r, &t)
 	case "refresh_token":
 		oe = refreshGrant(r, &t)
+	case "authorization_code":
+		oe = s.codeGrant(r, &t)
 	}
 	if oe != nil {
 		if oe.code == "invalid_grant" && grant == "password" {
@@ -274,7 +281,7 @@ func grantedScope(requested string) (string, bool) {
 			out = append(out, s)
 		}
 	}
-	out = append(out, "email", "profile")
+	out = append(out, "profile", "email")
 	return strings.Join(out, " "), openid
 }
 

@@ -85,6 +85,7 @@ type Server struct {
 	st      *state
 	seq     uint64
 	persist *persister // nil when in memory
+	flows   *flows     // logins and codes of the authorization-code flow
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -97,7 +98,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{log: cfg.Logger, faults: newFaults(), closing: make(chan struct{}), served: make(chan error, 1)}
+	s := &Server{log: cfg.Logger, faults: newFaults(), flows: newFlows(), closing: make(chan struct{}), served: make(chan error, 1)}
 	s.invalidGrant, _ = InvalidGrantStatus(cfg.Version)
 	s.version = cfg.Version
 	if err := s.loadState(cfg); err != nil {

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -225,6 +226,11 @@ func (s *Server) command() *exec.Cmd {
 	cmd.Dir = s.opts.DataDir
 	cmd.Env = append(os.Environ(),
 		"JAVA="+s.java,
+		// The client compiler only: start-dev re-augments the server at every
+		// start, a burst of short-lived work the optimising compiler only
+		// slows down on a small machine (2 busy cores: ready in 80 s instead
+		// of 207 s). Enough for a dev server; production runs differ anyway.
+		"JAVA_OPTS_APPEND="+strings.TrimSpace(os.Getenv("JAVA_OPTS_APPEND")+" -XX:TieredStopAtLevel=1"),
 		"KC_BOOTSTRAP_ADMIN_USERNAME="+s.opts.AdminUser,
 		"KC_BOOTSTRAP_ADMIN_PASSWORD="+s.opts.AdminPassword,
 	)
