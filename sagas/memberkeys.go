@@ -48,7 +48,7 @@ func (p *Provisioner) ensureMemberKeys(ctx context.Context, ws, username, role s
 		if err != nil {
 			return err
 		}
-		fresh.Policy = policy
+		fresh.Policy, fresh.Pending = policy, true
 		if cred, err = p.d.Vault.PutMemberIfAbsent(ctx, ws, username, fresh); err != nil {
 			return err
 		}
@@ -59,7 +59,14 @@ func (p *Provisioner) ensureMemberKeys(ctx context.Context, ws, username, role s
 			return err
 		}
 	}
-	return redact(p.d.Store.EnsureUser(ctx, cred.AccessKey, cred.SecretKey, policy), cred.SecretKey)
+	if err := p.d.Store.EnsureUser(ctx, cred.AccessKey, cred.SecretKey, policy); err != nil {
+		return redact(err, cred.SecretKey)
+	}
+	if cred.Pending { // shown to the member only now that MinIO knows it
+		cred.Pending = false
+		return p.d.Vault.PutMember(ctx, ws, username, cred)
+	}
+	return nil
 }
 
 // removeMemberKeys deletes username's MinIO user, then our copy of its

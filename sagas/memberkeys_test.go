@@ -18,7 +18,7 @@ func (h *harness) keysOf(ws, username string) (access, policy string, ok bool) {
 		h.t.Fatal(err)
 	}
 	u, exists := h.prov.Workspace(ws).Users[cred.AccessKey]
-	return cred.AccessKey, u.Policy, stored && exists && u.Secret == cred.SecretKey
+	return cred.AccessKey, u.Policy, stored && exists && u.Secret == cred.SecretKey && !cred.Pending
 }
 
 func TestEveryMemberHoldsKeysOfTheirOwnThatFollowTheirRole(t *testing.T) {

@@ -49,6 +49,9 @@ type Credential struct {
 	// Next is the pair a rotation in progress will put in place, stored
 	// before its MinIO user is made.
 	Next *Credential `json:"next,omitempty"`
+	// Pending marks a pair stored before its MinIO user exists: it is
+	// kept for a repeat of the step but not shown to its member yet.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // Retirement is an old key pair that keeps working until Until, after a

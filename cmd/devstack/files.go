@@ -42,7 +42,7 @@ func writeFileAtomic(path string, data []byte) error {
 // envLine is one key of stack.env.
 type envLine struct{ Key, Value string }
 
-// stackEnv lists the keys CONTRACT.md ("The local stack") fixes, in its order.
+// stackEnv lists the keys of .dev/stack.env, in the order the README gives them.
 func stackEnv(cfg Config, p Ports) []envLine {
 	host := func(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 	return []envLine{

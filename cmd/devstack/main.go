@@ -4,7 +4,7 @@
 // is what `go tool task dev` runs.
 //
 // Once every part answers it writes .dev/stack.env at the repository root
-// (the keys CONTRACT.md "The local stack" lists) and prints how to use the
+// (the keys the README lists) and prints how to use the
 // stack. SIGINT or SIGTERM stops every child, removes the file and exits 0;
 // a child that dies on its own stops the rest and exits 1. State lives under
 // .dev/data and survives restarts; --fresh wipes it first.

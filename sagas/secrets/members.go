@@ -68,7 +68,7 @@ func (s *Store) Members(ctx context.Context, ws string) ([]sagas.Credential, err
 // contract for username in ws, or (nil, nil) when they hold none.
 func (s *Store) MemberCredentials(ctx context.Context, ws, username string) (map[string]string, error) {
 	c, ok, err := s.GetMember(ctx, ws, username)
-	if err != nil || !ok {
+	if err != nil || !ok || c.Pending {
 		return nil, err
 	}
 	return s.block(ws, c), nil
