@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -34,6 +35,8 @@ type TopologyConfig struct {
 	DuplicateWindow time.Duration
 	// IdempotencyTTL is how long an Idempotency-Key answers the same.
 	IdempotencyTTL time.Duration
+	// SetupTimeout bounds EnsureTopology's retries.
+	SetupTimeout time.Duration
 }
 
 // Defaults of TopologyConfig.
@@ -41,6 +44,10 @@ const (
 	DefaultReplicas        = 1
 	DefaultDuplicateWindow = 10 * time.Minute
 	DefaultIdempotencyTTL  = 24 * time.Hour
+	DefaultSetupTimeout    = 2 * time.Minute
+	// setupAttempt bounds one attempt: a cluster that has not elected its
+	// meta leader yet times out a request rather than refusing it.
+	setupAttempt = 10 * time.Second
 )
 
 // WithDefaults fills the zero fields.
@@ -53,6 +60,9 @@ func (c TopologyConfig) WithDefaults() TopologyConfig {
 	}
 	if c.IdempotencyTTL == 0 {
 		c.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	if c.SetupTimeout == 0 {
+		c.SetupTimeout = DefaultSetupTimeout
 	}
 	return c
 }
@@ -67,6 +77,9 @@ func (c TopologyConfig) Validate() error {
 	}
 	if c.DuplicateWindow < time.Second {
 		return fmt.Errorf("duplicate window: %s is too short", c.DuplicateWindow)
+	}
+	if c.SetupTimeout < 0 {
+		return fmt.Errorf("setup timeout: %s is negative", c.SetupTimeout)
 	}
 	return nil
 }
@@ -117,12 +130,25 @@ func KVConfigs(c TopologyConfig) []jetstream.KeyValueConfig {
 }
 
 // EnsureTopology creates or updates every stream and KV bucket. It never
-// deletes or purges: running it at every start-up is safe.
+// deletes or purges: running it at every start-up is safe. It retries for
+// up to SetupTimeout: processes started together on a fresh cluster
+// create the same streams at once, and a cluster still electing its leader
+// times requests out; both settle within seconds.
 func EnsureTopology(ctx context.Context, js jetstream.JetStream, c TopologyConfig) error {
 	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("topology config: %w", err)
 	}
+	b := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(2*time.Second), backoff.WithMaxElapsedTime(c.SetupTimeout))
+	return backoff.Retry(func() error {
+		actx, cancel := context.WithTimeout(ctx, setupAttempt)
+		defer cancel()
+		return ensureOnce(actx, js, c)
+	}, backoff.WithContext(b, ctx))
+}
+
+func ensureOnce(ctx context.Context, js jetstream.JetStream, c TopologyConfig) error {
 	for _, sc := range StreamConfigs(c) {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
