@@ -44,16 +44,16 @@ func (s *system) startAPI(ctx context.Context, g *errgroup.Group) error {
 	}
 	reader := readmodel.NewReader(s.log.Named("reader"))
 	g.Go(func() error { return reader.Run(ctx, js) })
-	ready := func(context.Context) error {
-		if !s.bus.Healthy() {
-			return errors.New("nats not connected")
-		}
+	ready := func(ctx context.Context) error {
 		select {
 		case <-reader.Ready():
-			return nil
 		default:
 			return errors.New("read model still loading")
 		}
+		if err := s.ready.check(ctx); err != nil {
+			return errors.New(reason(err))
+		}
+		return nil
 	}
 	h, err := api.New(api.Config{AdminRole: s.cfg.AdminRole}, api.Deps{
 		Publisher: s.pub, Workspaces: reader, Credentials: creds,

@@ -30,6 +30,7 @@ type system struct {
 	pub    *events.Publisher
 	// metrics holds every role's series; /metrics serves it.
 	metrics *prometheus.Registry
+	ready   *readiness
 }
 
 func run(ctx context.Context, cfg config) error {
@@ -84,7 +85,9 @@ func connect(ctx context.Context, cfg config, log *zap.Logger) (*system, error) 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &system{cfg: cfg, log: log, bus: b, schema: v, pub: events.NewPublisher(b.JS, v), metrics: reg}, nil
+	sys := &system{cfg: cfg, log: log, bus: b, schema: v, pub: events.NewPublisher(b.JS, v), metrics: reg}
+	sys.ready = newReadiness(sys)
+	return sys, nil
 }
 
 // close drains NATS after every role has stopped, so in-flight publishes
