@@ -16,6 +16,7 @@ import (
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/readmodel"
 	"github.com/eo-workspaces/provisioner/sagas/names"
+	"github.com/eo-workspaces/provisioner/tracing"
 )
 
 // Config tunes the API; zero values take the defaults.
@@ -170,7 +171,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 		idNS: uuid.NewSHA1(uuid.NameSpaceURL, []byte(Source))}
 	mux := http.NewServeMux()
 	for _, rt := range s.routes(gatherer) {
-		mux.Handle(rt.pattern, s.instrument(rt))
+		mux.Handle(rt.pattern, tracing.Handler(rt.pattern, s.instrument(rt)))
 	}
 	return s.fallback(mux), nil
 }
