@@ -113,7 +113,7 @@ func checkTrace(t *testing.T, rec *tracetest.SpanRecorder, keycloakURL, minioURL
 		seen[s.Name()] = true
 		for _, kv := range s.Attributes() {
 			if kv.Key == attribute.Key("server.address") || kv.Key == attribute.Key("server.port") {
-				hosts[kv.Value.Emit()] = true
+				hosts[kv.Value.String()] = true
 			}
 		}
 	}
