@@ -26,6 +26,9 @@ const (
 	TypeCredentialsIssued  = "workspace.credentials.issued"
 	TypeCredentialsRevoked = "workspace.credentials.revoked"
 	TypeSessionIssued      = "workspace.credentials.session.issued"
+
+	TypeQuotaSet     = "workspace.quota.set"
+	TypeQuotaChanged = "workspace.quota.changed"
 )
 
 // Kind tells commands (requests to act) from events (facts that happened).
@@ -81,6 +84,7 @@ func init() {
 	register(KindCommand, "retry", func() Payload { return &Retry{} })
 	register(KindCommand, "credentials.rotate", func() Payload { return &CredentialsRotate{} })
 	register(KindCommand, "credentials.migrate", func() Payload { return &CredentialsMigrate{} })
+	register(KindCommand, "quota.set", func() Payload { return &QuotaSet{} })
 	register(KindEvent, "status", func() Payload { return &StatusChanged{} })
 	register(KindEvent, "step.completed", func() Payload { return &StepCompleted{} })
 	register(KindEvent, "step.failed", func() Payload { return &StepFailed{} })
@@ -89,6 +93,7 @@ func init() {
 	register(KindEvent, "credentials.issued", func() Payload { return &CredentialsIssued{} })
 	register(KindEvent, "credentials.revoked", func() Payload { return &CredentialsRevoked{} })
 	register(KindEvent, "credentials.session.issued", func() Payload { return &SessionIssued{} })
+	register(KindEvent, "quota.changed", func() Payload { return &QuotaChanged{} })
 }
 
 // Lookup returns the spec of a registered type.
@@ -137,6 +142,8 @@ const (
 type Create struct {
 	PreferredName string `json:"preferred_name"`
 	DefaultOwner  string `json:"default_owner"`
+	// QuotaMB, if set, caps what the bucket may hold (MinIO's hard quota).
+	QuotaMB *int64 `json:"quota_mb,omitempty"`
 }
 
 // Delete asks for a workspace to be removed. Without Purge a bucket that
@@ -241,6 +248,21 @@ type SessionIssued struct {
 	Expiration time.Time `json:"expiration"`
 }
 
+// MaxQuotaMB is the largest quota_mb (1 PiB), as the schemas say.
+const MaxQuotaMB = 1 << 30
+
+// QuotaSet sets the bucket's hard quota in MiB (MinIO's MB are 2^20
+// bytes), or removes it with nil. The field is always present: null is
+// the removal, not a mistake.
+type QuotaSet struct {
+	QuotaMB *int64 `json:"quota_mb"`
+}
+
+// QuotaChanged records the bucket's hard quota now in force (nil: none).
+type QuotaChanged struct {
+	QuotaMB *int64 `json:"quota_mb"`
+}
+
 // MemberRemoved records that a user no longer holds a workspace role.
 type MemberRemoved struct {
 	Username string `json:"username"`
@@ -290,6 +312,12 @@ func (*CredentialsRevoked) EventType() string { return TypeCredentialsRevoked }
 
 // EventType implements Payload.
 func (*SessionIssued) EventType() string { return TypeSessionIssued }
+
+// EventType implements Payload.
+func (*QuotaSet) EventType() string { return TypeQuotaSet }
+
+// EventType implements Payload.
+func (*QuotaChanged) EventType() string { return TypeQuotaChanged }
 
 func decodeStrict(raw []byte, into any) error {
 	if len(raw) == 0 {

@@ -160,4 +160,7 @@ type ObjectStore interface {
 	UserExists(ctx context.Context, accessKey string) (bool, error)
 	// DeleteUser removes the user; absent is success.
 	DeleteUser(ctx context.Context, accessKey string) error
+	// SetBucketQuota sets the bucket's hard quota in bytes, 0 removing it;
+	// the same quota again is success.
+	SetBucketQuota(ctx context.Context, bucket string, bytes uint64) error
 }

@@ -59,6 +59,7 @@ func (p *Provisioner) createSteps() []Step {
 		{Name: "keycloak_roles", Lane: identity, Do: p.ensureRoles},               // removed with the client
 		{Name: "owner_role", Lane: identity, Do: p.grantOwner, Event: ownerAdded}, // removed with the client
 		{Name: "bucket", Lane: storage, Do: p.ensureBucket, Compensate: p.deleteBucket, MarkStart: true},
+		{Name: "quota", Lane: storage, Do: p.initialQuota, Events: initialQuotaSet}, // goes with the bucket
 		{Name: "policy", Lane: storage, Do: p.ensurePolicy, Compensate: p.deletePolicy},
 		{Name: "policy_readonly", Lane: storage, Do: p.ensureReadOnlyPolicy, Compensate: p.deleteReadOnlyPolicy},
 		// the owner's key pair; undone with every member's
@@ -81,7 +82,7 @@ func (p *Provisioner) Delete() Saga {
 // A new saga kind is a method returning its Saga, listed here, and a case
 // in CommandHandler.handle that starts it.
 func (p *Provisioner) ByName(name string) (Saga, bool) {
-	for _, def := range []func() Saga{p.Create, p.Delete, p.MemberAdd, p.MemberRemove, p.Rotate, p.Migrate} {
+	for _, def := range []func() Saga{p.Create, p.Delete, p.MemberAdd, p.MemberRemove, p.Rotate, p.Migrate, p.SetQuota} {
 		if s := def(); s.Name == name {
 			return s, true
 		}

@@ -29,7 +29,11 @@ var samples = map[string]events.Payload{
 	events.TypeCredentialsIssued:  &events.CredentialsIssued{Username: "u", Reason: "rotated", PreviousValidUntil: &until},
 	events.TypeCredentialsRevoked: &events.CredentialsRevoked{Username: "u", Reason: "removed"},
 	events.TypeSessionIssued:      &events.SessionIssued{Username: "u", Prefix: "data/", Expiration: until},
+	events.TypeQuotaSet:           &events.QuotaSet{QuotaMB: &quota},
+	events.TypeQuotaChanged:       &events.QuotaChanged{},
 }
+
+var quota = int64(100)
 
 var until = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 
@@ -48,6 +52,10 @@ func TestMemberAndRotationShapes(t *testing.T) {
 		{&events.CredentialsRotate{Username: "u", All: true}, false},
 		{&events.CredentialsRotate{}, false},
 		{&events.CredentialsRotate{All: true, GraceSeconds: -1}, false},
+		{&events.QuotaSet{}, true}, // null: remove the quota
+		{&events.QuotaSet{QuotaMB: new(int64)}, false},
+		{&events.Create{PreferredName: "a", DefaultOwner: "u", QuotaMB: new(int64)}, false},
+		{&events.Create{PreferredName: "a", DefaultOwner: "u", QuotaMB: &quota}, true},
 	} {
 		env, err := events.New("ws-team-a", tc.p, events.Meta{Actor: "example-admin"})
 		if err != nil {

@@ -31,12 +31,14 @@ func (s *system) startAPI(ctx context.Context, g *errgroup.Group) error {
 		return err
 	}
 	var sts api.Sessions // without MinIO settings, STS answers 503
+	var use api.Usage    // and usage is null
 	if s.cfg.S3Endpoint != "" {
 		store, err := s.objectStore()
 		if err != nil {
 			return err
 		}
 		sts = sessions{vault: creds, store: store, endpoint: s.publicS3URL(), region: s.cfg.S3Region}
+		use = newUsage(store)
 	}
 	authn, err := s.authenticator(ctx)
 	if err != nil {
@@ -57,7 +59,7 @@ func (s *system) startAPI(ctx context.Context, g *errgroup.Group) error {
 	}
 	h, err := api.New(api.Config{AdminRole: s.cfg.AdminRole}, api.Deps{
 		Publisher: s.pub, Workspaces: reader, Credentials: creds,
-		Sessions: sts, Names: names.NewKV(namesKV), Idempotency: idem, JS: js, Auth: authn,
+		Sessions: sts, Usage: use, Names: names.NewKV(namesKV), Idempotency: idem, JS: js, Auth: authn,
 		Ready: ready, Log: s.log.Named("api"), Metrics: s.metrics,
 	})
 	if err != nil {

@@ -111,6 +111,7 @@ type Deps struct {
 	Workspaces  Workspaces
 	Credentials Credentials // may be nil: storage is then always null
 	Sessions    Sessions    // may be nil: no temporary credentials (503)
+	Usage       Usage       // may be nil: usage is then always null
 	Names       Names
 	Idempotency jetstream.KeyValue // events.IdempotencyBucket
 	JS          jetstream.JetStream
@@ -194,6 +195,7 @@ func (s *server) routes(g prometheus.Gatherer) []route {
 		{pattern: "GET /workspaces", handle: s.list},
 		{pattern: "GET /workspaces/{name}", handle: s.get},
 		{pattern: "DELETE /workspaces/{name}", handle: s.delete},
+		{pattern: "PATCH /workspaces/{name}", handle: s.patch},
 		{pattern: "POST /workspaces/{name}/members", handle: s.addMember},
 		{pattern: "DELETE /workspaces/{name}/members/{username}", handle: s.removeMember},
 		{pattern: "POST /workspaces/{name}/retry", handle: s.retry},
