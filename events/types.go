@@ -29,6 +29,11 @@ const (
 
 	TypeQuotaSet     = "workspace.quota.set"
 	TypeQuotaChanged = "workspace.quota.changed"
+
+	TypeShareCreated = "workspace.share.created"
+	TypeShareRevoked = "workspace.share.revoked"
+	TypeShareExpired = "workspace.share.expired"
+	TypeShareUsedUp  = "workspace.share.used_up"
 )
 
 // Kind tells commands (requests to act) from events (facts that happened).
@@ -94,6 +99,10 @@ func init() {
 	register(KindEvent, "credentials.revoked", func() Payload { return &CredentialsRevoked{} })
 	register(KindEvent, "credentials.session.issued", func() Payload { return &SessionIssued{} })
 	register(KindEvent, "quota.changed", func() Payload { return &QuotaChanged{} })
+	register(KindEvent, "share.created", func() Payload { return &ShareCreated{} })
+	register(KindEvent, "share.revoked", func() Payload { return &ShareRevoked{} })
+	register(KindEvent, "share.expired", func() Payload { return &ShareExpired{} })
+	register(KindEvent, "share.used_up", func() Payload { return &ShareUsedUp{} })
 }
 
 // Lookup returns the spec of a registered type.
@@ -263,6 +272,32 @@ type QuotaChanged struct {
 	QuotaMB *int64 `json:"quota_mb"`
 }
 
+// ShareCreated records a share link made by its creator (the actor);
+// never the link's secret.
+type ShareCreated struct {
+	ID        string    `json:"id"`
+	Path      string    `json:"path"`
+	ExpiresAt time.Time `json:"expires_at"`
+	MaxUses   int       `json:"max_uses,omitempty"` // 0: unlimited
+}
+
+// ShareEnded is what the events of a share link's end say: which link,
+// and how often it was used.
+type ShareEnded struct {
+	ID   string `json:"id"`
+	Path string `json:"path"`
+	Uses int    `json:"uses"`
+}
+
+// ShareRevoked records a share link revoked by the actor.
+type ShareRevoked ShareEnded
+
+// ShareExpired records a share link past its expiry.
+type ShareExpired ShareEnded
+
+// ShareUsedUp records a share link used max_uses times.
+type ShareUsedUp ShareEnded
+
 // MemberRemoved records that a user no longer holds a workspace role.
 type MemberRemoved struct {
 	Username string `json:"username"`
@@ -318,6 +353,18 @@ func (*QuotaSet) EventType() string { return TypeQuotaSet }
 
 // EventType implements Payload.
 func (*QuotaChanged) EventType() string { return TypeQuotaChanged }
+
+// EventType implements Payload.
+func (*ShareCreated) EventType() string { return TypeShareCreated }
+
+// EventType implements Payload.
+func (*ShareRevoked) EventType() string { return TypeShareRevoked }
+
+// EventType implements Payload.
+func (*ShareExpired) EventType() string { return TypeShareExpired }
+
+// EventType implements Payload.
+func (*ShareUsedUp) EventType() string { return TypeShareUsedUp }
 
 func decodeStrict(raw []byte, into any) error {
 	if len(raw) == 0 {

@@ -96,6 +96,11 @@ type Names interface {
 	Release(ctx context.Context, name string) error
 }
 
+// Shares forgets a deleted workspace's share links.
+type Shares interface {
+	DropWorkspace(ctx context.Context, ws string) error
+}
+
 // ManagedBy marks every resource this system creates (a Keycloak client
 // attribute, a bucket tag), so a step reuses its own and refuses others'.
 const (

@@ -19,6 +19,7 @@ type ProvisionerDeps struct {
 	Store    ObjectStore
 	Vault    Vault
 	Names    Names
+	Shares   Shares // nil: the workspaces have no share links to forget
 	Log      *zap.Logger
 }
 
@@ -74,7 +75,7 @@ func (p *Provisioner) createSteps() []Step {
 func (p *Provisioner) Delete() Saga {
 	steps := []Step{{Name: "bucket_empty_check", Do: p.deleteBucketIfEmpty}}
 	steps = append(steps, Compensations(p.createSteps())...)
-	steps = append(steps, Step{Name: "release_name", Do: p.releaseName})
+	steps = append(steps, Step{Name: "shares", Do: p.dropShares}, Step{Name: "release_name", Do: p.releaseName})
 	return Saga{Name: SagaDelete, Running: events.StatusDeleting, Steps: steps, Done: deleted}
 }
 
@@ -187,6 +188,16 @@ func (p *Provisioner) deleteReadOnlyPolicy(ctx context.Context, st *State) error
 
 func (p *Provisioner) deleteClient(ctx context.Context, st *State) error {
 	return p.notOursIsGone(st, "keycloak client", p.d.Identity.DeleteClient(ctx, st.Workspace))
+}
+
+// dropShares forgets the workspace's share links (dead already: the API
+// serves a link of a ready workspace only), so a workspace made later
+// under the name does not revive them.
+func (p *Provisioner) dropShares(ctx context.Context, st *State) error {
+	if p.d.Shares == nil {
+		return nil
+	}
+	return p.d.Shares.DropWorkspace(ctx, st.Workspace)
 }
 
 func (p *Provisioner) releaseName(ctx context.Context, st *State) error {

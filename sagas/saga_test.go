@@ -331,7 +331,7 @@ func TestDeleteWithoutPurgeKeepsANonEmptyWorkspaceIntact(t *testing.T) {
 	}
 	got := summary(t, h.eventsOf("ws-data"))
 	wantTail := []string{"status:deleting", "delete:bucket_empty_check", "delete:credentials", "delete:policy_readonly",
-		"delete:policy", "delete:bucket", "delete:keycloak_client", "delete:release_name", "status:deleted"}
+		"delete:policy", "delete:bucket", "delete:keycloak_client", "delete:shares", "delete:release_name", "status:deleted"}
 	if !slices.Equal(got[len(got)-len(wantTail):], wantTail) {
 		t.Fatalf("events %v", got)
 	}

@@ -31,6 +31,10 @@ var samples = map[string]events.Payload{
 	events.TypeSessionIssued:      &events.SessionIssued{Username: "u", Prefix: "data/", Expiration: until},
 	events.TypeQuotaSet:           &events.QuotaSet{QuotaMB: &quota},
 	events.TypeQuotaChanged:       &events.QuotaChanged{},
+	events.TypeShareCreated:       &events.ShareCreated{ID: "0123456789abcdef", Path: "data/a.txt", ExpiresAt: until, MaxUses: 3},
+	events.TypeShareRevoked:       &events.ShareRevoked{ID: "0123456789abcdef", Path: "data/a.txt", Uses: 1},
+	events.TypeShareExpired:       &events.ShareExpired{ID: "0123456789abcdef", Path: "data/a.txt"},
+	events.TypeShareUsedUp:        &events.ShareUsedUp{ID: "0123456789abcdef", Path: "data/a.txt", Uses: 3},
 }
 
 var quota = int64(100)
