@@ -43,7 +43,7 @@ func (s *server) downloadShare(w http.ResponseWriter, r *http.Request, _ auth.Pr
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
-	sh, ok, err := s.findShare(ctx, r.PathValue("token"))
+	sh, rev, ok, err := s.findShare(ctx, r.PathValue("token"))
 	if err != nil {
 		return unavailable("cannot read share links now", err)
 	}
@@ -56,7 +56,7 @@ func (s *server) downloadShare(w http.ResponseWriter, r *http.Request, _ auth.Pr
 		return err
 	}
 	if r.Method == http.MethodGet {
-		if _, err := s.d.Shares.Use(ctx, sh.Workspace, sh.ID, time.Now()); errors.Is(err, shares.ErrEnded) {
+		if _, err := s.d.Shares.Use(ctx, sh, rev, time.Now()); errors.Is(err, shares.ErrEnded) {
 			return gone("it was used up, revoked or expired")
 		} else if err != nil {
 			return unavailable("cannot count the use of the share link now", err)
@@ -69,20 +69,20 @@ func (s *server) downloadShare(w http.ResponseWriter, r *http.Request, _ auth.Pr
 // findShare looks the token's link up and checks its secret. Every
 // token, malformed ones too, costs one read and one hash comparison in
 // constant time, so how long the 404 takes tells a guesser nothing.
-func (s *server) findShare(ctx context.Context, raw string) (shares.Share, bool, error) {
+func (s *server) findShare(ctx context.Context, raw string) (shares.Share, uint64, bool, error) {
 	tok, wellFormed := shares.ParseToken(raw)
 	if !wellFormed {
 		tok = shares.Token{Workspace: "ws-none", ID: "0000000000000000", Secret: raw}
 	}
-	sh, _, err := s.d.Shares.Get(ctx, tok.Workspace, tok.ID)
+	sh, rev, err := s.d.Shares.Get(ctx, tok.Workspace, tok.ID)
 	switch {
 	case errors.Is(err, shares.ErrNotFound):
 		sh = shares.Share{Hash: shares.Hash("")}
 	case err != nil:
-		return sh, false, err
+		return sh, 0, false, err
 	}
 	match := sh.Matches(tok.Secret)
-	return sh, match && wellFormed && sh.ID != "", nil
+	return sh, rev, match && wellFormed && sh.ID != "", nil
 }
 
 // shareable checks what else a working link needs: its workspace ready,

@@ -31,7 +31,7 @@ type ShareStore interface {
 	Create(ctx context.Context, s shares.Share) error
 	Get(ctx context.Context, workspace, id string) (shares.Share, uint64, error)
 	Change(ctx context.Context, workspace, id string, edit func(*shares.Share) error) (shares.Share, error)
-	Use(ctx context.Context, workspace, id string, now time.Time) (shares.Share, error)
+	Use(ctx context.Context, s shares.Share, rev uint64, now time.Time) (shares.Share, error)
 	List(ctx context.Context, workspace string) ([]shares.Share, error)
 }
 

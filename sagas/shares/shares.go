@@ -172,10 +172,18 @@ func (k *KV) Get(ctx context.Context, workspace, id string) (Share, uint64, erro
 // concurrent changes (uses above all) are never lost. edit returns an
 // error to leave the record as it is.
 func (k *KV) Change(ctx context.Context, workspace, id string, edit func(*Share) error) (Share, error) {
+	return k.changeFrom(ctx, workspace, id, Share{}, 0, edit)
+}
+
+// changeFrom is Change starting from a record already read at rev (0:
+// none read), saving a read when nobody wrote since.
+func (k *KV) changeFrom(ctx context.Context, workspace, id string, s Share, rev uint64, edit func(*Share) error) (Share, error) {
 	for {
-		s, rev, err := k.Get(ctx, workspace, id)
-		if err != nil {
-			return s, err
+		if rev == 0 {
+			var err error
+			if s, rev, err = k.Get(ctx, workspace, id); err != nil {
+				return s, err
+			}
 		}
 		if err := edit(&s); err != nil {
 			return s, err
@@ -194,13 +202,14 @@ func (k *KV) Change(ctx context.Context, workspace, id string, edit func(*Share)
 		if ctx.Err() != nil {
 			return s, ctx.Err()
 		}
+		rev = 0 // someone else was first: read again
 	}
 }
 
-// Use counts one use of a working link: exactly max_uses uses succeed,
-// however many run at once. ErrEnded if it no longer works.
-func (k *KV) Use(ctx context.Context, workspace, id string, now time.Time) (Share, error) {
-	return k.Change(ctx, workspace, id, func(s *Share) error {
+// Use counts one use of a working link, read at rev: exactly max_uses
+// uses succeed, however many run at once. ErrEnded if it no longer works.
+func (k *KV) Use(ctx context.Context, s Share, rev uint64, now time.Time) (Share, error) {
+	return k.changeFrom(ctx, s.Workspace, s.ID, s, rev, func(s *Share) error {
 		if s.End(now) != "" {
 			return ErrEnded
 		}

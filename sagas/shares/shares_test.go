@@ -53,7 +53,10 @@ func TestUsesAreCountedExactly(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 12 {
 		wg.Go(func() {
-			_, err := s.Use(ctx, "ws-a", "0123456789abcdef", time.Now())
+			sh, rev, err := s.Get(ctx, "ws-a", "0123456789abcdef")
+			if err == nil {
+				_, err = s.Use(ctx, sh, rev, time.Now())
+			}
 			switch {
 			case err == nil:
 				ok.Add(1)
