@@ -219,29 +219,41 @@ func (k *KV) Use(ctx context.Context, s Share, rev uint64, now time.Time) (Share
 }
 
 // List returns a workspace's links (every workspace's with ""), ended
-// ones included.
+// ones included. It reads them all in one watch of the bucket's latest
+// values rather than a read per key.
 func (k *KV) List(ctx context.Context, workspace string) ([]Share, error) {
-	filter := ">"
-	if workspace != "" {
-		filter = workspace + ".*"
-	}
-	keys, err := k.keys(ctx, filter)
+	w, err := k.kv.Watch(ctx, filter(workspace), jetstream.IgnoreDeletes())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list shares of %q: %w", workspace, err)
 	}
-	out := make([]Share, 0, len(keys))
-	for _, kk := range keys {
-		ws, id, _ := strings.Cut(kk, ".")
-		s, _, err := k.Get(ctx, ws, id)
-		if errors.Is(err, ErrNotFound) {
-			continue // deleted since listed
+	defer func() { _ = w.Stop() }()
+	var out []Share
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list shares of %q: %w", workspace, ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("list shares of %q: watch closed", workspace)
+			}
+			if e == nil { // the latest values are all in
+				return out, nil
+			}
+			var s Share
+			if err := json.Unmarshal(e.Value(), &s); err != nil {
+				return nil, fmt.Errorf("decode share %s: %w", e.Key(), err)
+			}
+			out = append(out, s)
 		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
 	}
-	return out, nil
+}
+
+// filter is the key filter of a workspace's links, or of all with "".
+func filter(workspace string) string {
+	if workspace == "" {
+		return ">"
+	}
+	return workspace + ".*"
 }
 
 func (k *KV) keys(ctx context.Context, filter string) ([]string, error) {
@@ -259,7 +271,10 @@ func (k *KV) keys(ctx context.Context, filter string) ([]string, error) {
 // DropWorkspace forgets every link of a deleted workspace, so none
 // comes back with a workspace made later under the same name.
 func (k *KV) DropWorkspace(ctx context.Context, workspace string) error {
-	keys, err := k.keys(ctx, workspace+".*")
+	if workspace == "" {
+		return errors.New("drop shares: no workspace named")
+	}
+	keys, err := k.keys(ctx, filter(workspace))
 	if err != nil {
 		return err
 	}

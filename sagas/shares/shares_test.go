@@ -76,6 +76,9 @@ func TestUsesAreCountedExactly(t *testing.T) {
 
 func TestListAndDropAWorkspacesLinks(t *testing.T) {
 	s, ctx := store(t), context.Background()
+	if got, err := s.List(ctx, ""); err != nil || len(got) != 0 {
+		t.Fatalf("empty bucket: %v (%v)", got, err)
+	}
 	for _, k := range []struct{ ws, id string }{{"ws-a", "00000000000000a1"}, {"ws-a", "00000000000000a2"}, {"ws-ab", "00000000000000b1"}} {
 		if err := s.Create(ctx, shares.Share{ID: k.id, Workspace: k.ws, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 			t.Fatal(err)
