@@ -71,6 +71,12 @@ func Apply(ws *Workspace, env events.Envelope, seq uint64) (bool, error) {
 		ws.MemberError = ""
 	case *events.QuotaChanged:
 		ws.QuotaMB = e.QuotaMB
+	case *events.ShareCreated, *events.ShareRevoked, *events.ShareExpired, *events.ShareUsedUp:
+		// A link's life is not the workspace's: the API publishes these
+		// at any time (an expiry too), and the workspace's updated_at must
+		// not move past a delete the API accepted and shows as deleting.
+		ws.LastSeq = seq
+		return true, nil
 	case *events.MemberRemoved:
 		ws.Members = slices.DeleteFunc(ws.Members, func(m Member) bool { return m.Username == e.Username })
 		ws.MemberError = ""
