@@ -111,7 +111,9 @@ func (s *server) shareable(ctx context.Context, sh shares.Share) (ObjectInfo, er
 }
 
 // serveObject writes the object with its type, length and ETag, as a
-// download named after the object.
+// download named after the object. Users' files are served from the
+// API's own origin, so a shared HTML page must never run there: it is an
+// attachment, never sniffed, and sandboxed should a browser show it.
 func serveObject(w http.ResponseWriter, r *http.Request, body io.ReadSeekCloser, key string, info ObjectInfo) {
 	defer body.Close()
 	h := w.Header()
@@ -124,5 +126,6 @@ func serveObject(w http.ResponseWriter, r *http.Request, body io.ReadSeekCloser,
 	h.Set("Cache-Control", "private, no-store")
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(key)}))
 	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
 	http.ServeContent(w, r, "", info.ModTime, body)
 }

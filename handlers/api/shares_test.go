@@ -100,7 +100,8 @@ func TestShareLinkDownloadsUntilMaxUses(t *testing.T) {
 		rec.Header().Get("Content-Type") != "text/plain" {
 		t.Fatalf("range: %d %q %v", rec.Code, rec.Body, rec.Header())
 	}
-	if rec := s.fetch(b.URL, "10.0.0.1", nil); rec.Code != http.StatusOK || rec.Body.String() != "hello, world" || rec.Header().Get("Content-Length") != "12" {
+	if rec := s.fetch(b.URL, "10.0.0.1", nil); rec.Code != http.StatusOK || rec.Body.String() != "hello, world" || rec.Header().Get("Content-Length") != "12" ||
+		rec.Header().Get("Content-Disposition") != `attachment; filename=a.txt` || rec.Header().Get("Content-Security-Policy") == "" {
 		t.Fatalf("second use: %d %q", rec.Code, rec.Body)
 	}
 	if rec := s.fetch(b.URL, "10.0.0.1", nil); rec.Code != http.StatusGone {
