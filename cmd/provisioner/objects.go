@@ -27,3 +27,11 @@ func (o objects) Stat(ctx context.Context, bucket, key string) (api.ObjectInfo, 
 func (o objects) Open(ctx context.Context, bucket, key string, info api.ObjectInfo) io.ReadSeekCloser {
 	return o.store.OpenObject(ctx, bucket, key, objectstore.ObjectInfo(info))
 }
+
+func (o objects) Get(ctx context.Context, bucket, key string) (io.ReadSeekCloser, api.ObjectInfo, error) {
+	body, info, err := o.store.GetObject(ctx, bucket, key)
+	if errors.Is(err, sagas.ErrNotFound) {
+		return nil, api.ObjectInfo{}, fmt.Errorf("%w: %w", api.ErrNoObject, err)
+	}
+	return body, api.ObjectInfo(info), err
+}

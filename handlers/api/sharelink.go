@@ -51,10 +51,14 @@ func (s *server) downloadShare(w http.ResponseWriter, r *http.Request, _ auth.Pr
 		s.guesses.miss(addr)
 		return noSuchShare()
 	}
-	info, err := s.shareable(ctx, sh)
+	if err := s.linkWorks(sh); err != nil {
+		return err
+	}
+	body, info, err := s.openShared(ctx, r, sh)
 	if err != nil {
 		return err
 	}
+	defer body.Close()
 	if r.Method == http.MethodGet {
 		if _, err := s.d.Shares.Use(ctx, sh, rev, time.Now()); errors.Is(err, shares.ErrEnded) {
 			return gone("it was used up, revoked or expired")
@@ -62,8 +66,31 @@ func (s *server) downloadShare(w http.ResponseWriter, r *http.Request, _ auth.Pr
 			return unavailable("cannot count the use of the share link now", err)
 		}
 	}
-	serveObject(w, r, s.d.Objects.Open(r.Context(), sh.Workspace, sh.Path, info), sh.Path, info)
+	serveObject(w, r, body, sh.Path, info)
 	return nil
+}
+
+// openShared opens the link's object, under the request's own context
+// (a large download may outlast the API's timeout). A plain GET, the
+// common case, starts reading at once: one request to MinIO, and no use
+// is counted for an object that is gone. A range request or a HEAD looks
+// the object up first and reads only what ServeContent asks for.
+func (s *server) openShared(ctx context.Context, r *http.Request, sh shares.Share) (io.ReadSeekCloser, ObjectInfo, error) {
+	var body io.ReadSeekCloser
+	var info ObjectInfo
+	var err error
+	if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
+		body, info, err = s.d.Objects.Get(r.Context(), sh.Workspace, sh.Path)
+	} else if info, err = s.d.Objects.Stat(ctx, sh.Workspace, sh.Path); err == nil {
+		body = s.d.Objects.Open(r.Context(), sh.Workspace, sh.Path, info)
+	}
+	switch {
+	case errors.Is(err, ErrNoObject):
+		return nil, info, gone("its object was deleted")
+	case err != nil:
+		return nil, info, unavailable("cannot read the object store now", err)
+	}
+	return body, info, nil
 }
 
 // findShare looks the token's link up and checks its secret. Every
@@ -85,37 +112,29 @@ func (s *server) findShare(ctx context.Context, raw string) (shares.Share, uint6
 	return sh, rev, match && wellFormed && sh.ID != "", nil
 }
 
-// shareable checks what else a working link needs: its workspace ready,
-// its creator still allowed to read and write there (a removed member's
-// links die with their access), and its object still there.
-func (s *server) shareable(ctx context.Context, sh shares.Share) (ObjectInfo, error) {
+// linkWorks checks what else a link needs besides its object: not
+// ended, its workspace ready, its creator still allowed to read and write
+// there (a removed member's links die with their access).
+func (s *server) linkWorks(sh shares.Share) error {
 	if end := sh.End(time.Now()); end != "" {
-		return ObjectInfo{}, gone("it was " + map[string]string{shares.EndRevoked: "revoked", shares.EndExpired: "past its expiry",
+		return gone("it was " + map[string]string{shares.EndRevoked: "revoked", shares.EndExpired: "past its expiry",
 			shares.EndUsedUp: "used as many times as it allows"}[end])
 	}
 	ws, ok := s.d.Workspaces.Get(sh.Workspace)
 	if !ok || ws.Status != events.StatusReady {
-		return ObjectInfo{}, gone("its workspace is gone")
+		return gone("its workspace is gone")
 	}
 	if role := ws.RoleOf(sh.CreatedBy); role != events.RoleAdmin && role != events.RoleAccess {
-		return ObjectInfo{}, gone("its creator no longer has access to the data")
+		return gone("its creator no longer has access to the data")
 	}
-	info, err := s.d.Objects.Stat(ctx, sh.Workspace, sh.Path)
-	if errors.Is(err, ErrNoObject) {
-		return info, gone("its object was deleted")
-	}
-	if err != nil {
-		return info, unavailable("cannot read the object store now", err)
-	}
-	return info, nil
+	return nil
 }
 
 // serveObject writes the object with its type, length and ETag, as a
 // download named after the object. Users' files are served from the
 // API's own origin, so a shared HTML page must never run there: it is an
 // attachment, never sniffed, and sandboxed should a browser show it.
-func serveObject(w http.ResponseWriter, r *http.Request, body io.ReadSeekCloser, key string, info ObjectInfo) {
-	defer body.Close()
+func serveObject(w http.ResponseWriter, r *http.Request, body io.ReadSeeker, key string, info ObjectInfo) {
 	h := w.Header()
 	if info.ContentType != "" {
 		h.Set("Content-Type", info.ContentType)

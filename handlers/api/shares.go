@@ -47,10 +47,14 @@ type ObjectInfo struct {
 var ErrNoObject = errors.New("no such object")
 
 // Objects reads the objects of workspaces' buckets for share links.
+// Each may return ErrNoObject.
 type Objects interface {
 	Stat(ctx context.Context, bucket, key string) (ObjectInfo, error)
 	// Open reads the object Stat described, under ctx.
 	Open(ctx context.Context, bucket, key string, info ObjectInfo) io.ReadSeekCloser
+	// Get starts reading the whole object under ctx: Stat and Open in one
+	// request.
+	Get(ctx context.Context, bucket, key string) (io.ReadSeekCloser, ObjectInfo, error)
 }
 
 type shareRequest struct {

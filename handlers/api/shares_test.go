@@ -46,6 +46,14 @@ func (f *fakeObjects) Open(_ context.Context, bucket, key string, _ ObjectInfo) 
 	return nopCloser{bytes.NewReader(f.data[bucket+"/"+key])}
 }
 
+func (f *fakeObjects) Get(ctx context.Context, bucket, key string) (io.ReadSeekCloser, ObjectInfo, error) {
+	info, err := f.Stat(ctx, bucket, key)
+	if err != nil {
+		return nil, info, err
+	}
+	return f.Open(ctx, bucket, key, info), info, nil
+}
+
 type nopCloser struct{ io.ReadSeeker }
 
 func (nopCloser) Close() error { return nil }

@@ -119,6 +119,24 @@ func TestShareLinks(t *testing.T) {
 		t.Fatalf("list = %d %s", code, raw)
 	}
 
+	// A range of the object, with its type and ETag (one use).
+	ranged, _ := shareLink(t, ws, owner, `{"path":"results/report.csv","max_uses":1}`)
+	req, _ := http.NewRequest("GET", ranged, nil)
+	req.Header.Set("Range", "bytes=0-7")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || string(part) != "id,value" || resp.Header.Get("ETag") == "" ||
+		resp.Header.Get("Content-Type") != "text/csv" || resp.Header.Get("Content-Length") != "8" {
+		t.Fatalf("range = %d %q %v", resp.StatusCode, part, resp.Header)
+	}
+	if code, _ := download(t, ranged); !dead(code) {
+		t.Fatalf("after its one (ranged) use = %d", code)
+	}
+
 	// Until expiry.
 	start := time.Now()
 	short, _ := shareLink(t, ws, owner, `{"path":"results/report.csv","expires_in":2}`)

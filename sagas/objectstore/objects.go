@@ -37,6 +37,24 @@ func (s *Store) StatObject(ctx context.Context, bucket, key string) (ObjectInfo,
 	return ObjectInfo{Size: oi.Size, ETag: oi.ETag, ContentType: oi.ContentType, ModTime: oi.LastModified}, nil
 }
 
+// GetObject starts reading a whole object: one GET, whose answer gives
+// its info too (where StatObject then OpenObject cost a HEAD and a GET).
+// ErrNotFound when the object or its bucket does not exist. The reader
+// serves seeks as OpenObject's does.
+func (s *Store) GetObject(ctx context.Context, bucket, key string) (io.ReadSeekCloser, ObjectInfo, error) {
+	body, oi, _, err := minio.Core{Client: s.s3}.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
+	switch errCode(err) {
+	case "":
+	case "NoSuchKey", codeNoSuchBucket:
+		return nil, ObjectInfo{}, fmt.Errorf("object %q in %q: %w", key, bucket, sagas.ErrNotFound)
+	}
+	if err != nil {
+		return nil, ObjectInfo{}, fmt.Errorf("get object %q in %q: %w", key, bucket, err)
+	}
+	info := ObjectInfo{Size: oi.Size, ETag: oi.ETag, ContentType: oi.ContentType, ModTime: oi.LastModified}
+	return &objectReader{ctx: ctx, s3: s.s3, bucket: bucket, key: key, size: info.Size, etag: info.ETag, body: body}, info, nil
+}
+
 // OpenObject returns a reader of the object StatObject described: it
 // asks MinIO for the bytes from the current offset on the first Read
 // after each Seek, so serving a whole object or one range
@@ -54,12 +72,16 @@ type objectReader struct {
 	bucket, key string
 	size, off   int64
 	etag        string
-	body        io.ReadCloser // nil until the first Read after a Seek
+	body        io.ReadCloser // nil until a Read needs one
+	bodyOff     int64         // where body is: a Read elsewhere opens another
 }
 
 func (o *objectReader) Read(p []byte) (int, error) {
 	if o.off >= o.size {
 		return 0, io.EOF
+	}
+	if o.body != nil && o.bodyOff != o.off {
+		_ = o.Close()
 	}
 	if o.body == nil {
 		opts := minio.GetObjectOptions{}
@@ -70,10 +92,11 @@ func (o *objectReader) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("read object %q: %w", o.key, err)
 		}
-		o.body = obj
+		o.body, o.bodyOff = obj, o.off
 	}
 	n, err := o.body.Read(p)
 	o.off += int64(n)
+	o.bodyOff = o.off
 	return n, err
 }
 
@@ -100,10 +123,7 @@ func (o *objectReader) Seek(offset int64, whence int) (int64, error) {
 	if next < 0 {
 		return o.off, errors.New("seek before the start of the object")
 	}
-	if next != o.off {
-		_ = o.Close()
-		o.off = next
-	}
+	o.off = next // the body, if any, is dropped only if a Read comes elsewhere
 	return next, nil
 }
 

@@ -42,4 +42,29 @@ func TestObjectsAreStatedAndReadFromAnyOffset(t *testing.T) {
 	if all, err := io.ReadAll(r); err != nil || !bytes.Equal(all, body) {
 		t.Fatalf("whole: %q (%v)", all, err)
 	}
+
+	if _, _, err := s.GetObject(ctx, bucket, "dir/none"); !errors.Is(err, sagas.ErrNotFound) {
+		t.Fatalf("get missing object: %v", err)
+	}
+	g, ginfo, err := s.GetObject(ctx, bucket, "dir/n.txt")
+	if err != nil || ginfo != info {
+		t.Fatalf("get: %+v (%v), stat said %+v", ginfo, err, info)
+	}
+	defer g.Close()
+	// What http.ServeContent does: find the size, back to the start, read.
+	if end, err := g.Seek(0, io.SeekEnd); err != nil || end != 10 {
+		t.Fatalf("seek end: %d %v", end, err)
+	}
+	if _, err := g.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if all, err := io.ReadAll(g); err != nil || !bytes.Equal(all, body) {
+		t.Fatalf("got whole: %q (%v)", all, err)
+	}
+	if _, err := g.Seek(-3, io.SeekEnd); err != nil {
+		t.Fatal(err)
+	}
+	if tail, err := io.ReadAll(g); err != nil || string(tail) != "789" {
+		t.Fatalf("got tail: %q (%v)", tail, err)
+	}
 }
