@@ -18,14 +18,19 @@ const (
 )
 
 // KV buckets: the read model, name reservations, idempotency answers,
-// saga progress and encrypted secrets.
+// saga progress, encrypted secrets and share links.
 const (
 	ProjectionBucket  = "workspace_projection"
 	NamesBucket       = "workspace_names"
 	IdempotencyBucket = "workspace_idempotency"
 	SagaBucket        = "workspace_sagas"
 	SecretsBucket     = "workspace_secrets"
+	SharesBucket      = "workspace_shares"
 )
+
+// SharesTTL is how long a share link's record outlives its last change:
+// long past its 7 days at most, so ended links stay listed a while, then go.
+const SharesTTL = 30 * 24 * time.Hour
 
 // TopologyConfig sizes the streams; zero values take the defaults.
 type TopologyConfig struct {
@@ -126,6 +131,7 @@ func KVConfigs(c TopologyConfig) []jetstream.KeyValueConfig {
 		kv(IdempotencyBucket, "Answers to requests by Idempotency-Key", c.IdempotencyTTL, 1),
 		kv(SagaBucket, "Saga progress, one key per workspace", 0, 1),
 		kv(SecretsBucket, "Workspace credentials, encrypted", 0, 1),
+		kv(SharesBucket, "Share links, one key per link (workspace.id), secrets hashed", SharesTTL, 1),
 	}
 }
 

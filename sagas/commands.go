@@ -73,6 +73,8 @@ func (c *CommandHandler) handle(ctx context.Context, env events.Envelope) error 
 			return nil
 		}
 		return c.side(ctx, env, c.sagas.Migrate(), Params{}, rec, rev)
+	case *events.QuotaSet:
+		return c.side(ctx, env, c.sagas.SetQuota(), Params{QuotaMB: cmd.QuotaMB}, rec, rev)
 	case *events.MemberRemove:
 		return c.side(ctx, env, c.sagas.MemberRemove(), Params{Username: cmd.Username}, rec, rev)
 	default:
@@ -128,7 +130,7 @@ func (c *CommandHandler) create(ctx context.Context, env events.Envelope, cmd *e
 		c.skip(env, rec, "this create was applied already")
 		return nil
 	case rev == 0 || rec.Status == events.StatusDeleted:
-		return c.start(ctx, env, c.sagas.Create(), Params{Owner: cmd.DefaultOwner}, rec, rev)
+		return c.start(ctx, env, c.sagas.Create(), Params{Owner: cmd.DefaultOwner, QuotaMB: cmd.QuotaMB}, rec, rev)
 	case rec.Saga == SagaCreate:
 		c.skip(env, rec, "workspace exists already")
 		return nil

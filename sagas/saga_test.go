@@ -14,7 +14,7 @@ import (
 	"github.com/eo-workspaces/provisioner/sagas/sagatest"
 )
 
-var createSteps = []string{"keycloak_client", "keycloak_roles", "owner_role", "bucket", "policy", "policy_readonly", "credentials"}
+var createSteps = []string{"keycloak_client", "keycloak_roles", "owner_role", "bucket", "quota", "policy", "policy_readonly", "credentials"}
 
 // The create saga's two lanes run side by side, each in its own order.
 var (
@@ -80,9 +80,9 @@ func TestCreateProvisionsTheWorkspaceAndPublishesEachStep(t *testing.T) {
 	got := summary(t, envs)
 	lanes := [][]string{
 		{"create:keycloak_client", "create:keycloak_roles", "create:owner_role", "member:" + owner + "=ws_admin"},
-		{"create:bucket", "create:policy", "create:credentials"},
+		{"create:bucket", "create:quota", "create:policy", "create:credentials"},
 	}
-	if len(got) != 10 || got[0] != "status:provisioning" || got[9] != "status:ready" ||
+	if len(got) != 11 || got[0] != "status:provisioning" || got[10] != "status:ready" ||
 		!inLaneOrder(got, lanes[0]) || !inLaneOrder(got, lanes[1]) {
 		t.Fatalf("events %v: want provisioning, each lane's events in its order, then ready", got)
 	}
@@ -98,8 +98,12 @@ func TestCreateProvisionsTheWorkspaceAndPublishesEachStep(t *testing.T) {
 	}
 }
 
-// createOps are the provider calls of the create steps, in order.
-var createOps = []string{"EnsureClient", "EnsureClientRoles", "GrantClientRole", "EnsureBucket", "EnsureBucketPolicy", "EnsureReadOnlyPolicy", "EnsureUser"}
+// createOps are the provider calls of the create steps, in order, and
+// opSteps the step of each (the quota step calls nothing without a quota).
+var (
+	createOps = []string{"EnsureClient", "EnsureClientRoles", "GrantClientRole", "EnsureBucket", "EnsureBucketPolicy", "EnsureReadOnlyPolicy", "EnsureUser"}
+	opSteps   = []string{"keycloak_client", "keycloak_roles", "owner_role", "bucket", "policy", "policy_readonly", "credentials"}
+)
 
 func TestCrashBetweenSideEffectAndProgressAtEveryCreateStep(t *testing.T) {
 	for i, op := range createOps {
@@ -111,8 +115,8 @@ func TestCrashBetweenSideEffectAndProgressAtEveryCreateStep(t *testing.T) {
 			if !crashed {
 				t.Fatalf("no crash (err %v)", err)
 			}
-			if got := h.record("ws-crash").StepsDone; slices.Contains(got, createSteps[i]) {
-				t.Fatalf("the crashed step %s is recorded as done: %v", createSteps[i], got)
+			if got := h.record("ws-crash").StepsDone; slices.Contains(got, opSteps[i]) {
+				t.Fatalf("the crashed step %s is recorded as done: %v", opSteps[i], got)
 			}
 			// The restarted worker (same id: its own lease) gets the command again.
 			if err := h.coordinator(fastRetries("w1")).Handle(context.Background(), cmd); err != nil {
@@ -132,7 +136,7 @@ func TestCrashBetweenSideEffectAndProgressAtEveryCreateStep(t *testing.T) {
 				t.Fatalf("record %+v", rec)
 			}
 			// The repeated step published nothing new: its event ids are the same.
-			if got := summary(t, h.eventsOf("ws-crash")); len(got) != 10 {
+			if got := summary(t, h.eventsOf("ws-crash")); len(got) != 11 {
 				t.Fatalf("events after resume: %v", got)
 			}
 		})
@@ -327,7 +331,7 @@ func TestDeleteWithoutPurgeKeepsANonEmptyWorkspaceIntact(t *testing.T) {
 	}
 	got := summary(t, h.eventsOf("ws-data"))
 	wantTail := []string{"status:deleting", "delete:bucket_empty_check", "delete:credentials", "delete:policy_readonly",
-		"delete:policy", "delete:bucket", "delete:keycloak_client", "delete:release_name", "status:deleted"}
+		"delete:policy", "delete:bucket", "delete:keycloak_client", "delete:shares", "delete:release_name", "status:deleted"}
 	if !slices.Equal(got[len(got)-len(wantTail):], wantTail) {
 		t.Fatalf("events %v", got)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/eo-workspaces/provisioner/readmodel"
 	"github.com/eo-workspaces/provisioner/sagas/names"
 	"github.com/eo-workspaces/provisioner/sagas/secrets"
+	"github.com/eo-workspaces/provisioner/sagas/shares"
 )
 
 func (s *system) startAPI(ctx context.Context, g *errgroup.Group) error {
@@ -31,13 +32,23 @@ func (s *system) startAPI(ctx context.Context, g *errgroup.Group) error {
 		return err
 	}
 	var sts api.Sessions // without MinIO settings, STS answers 503
+	var use api.Usage    // usage is null
+	var objs api.Objects // and share links answer 503
 	if s.cfg.S3Endpoint != "" {
 		store, err := s.objectStore()
 		if err != nil {
 			return err
 		}
 		sts = sessions{vault: creds, store: store, endpoint: s.publicS3URL(), region: s.cfg.S3Region}
+		use, objs = newUsage(store), objects{store: store}
 	}
+	sharesKV, err := js.KeyValue(ctx, events.SharesBucket)
+	if err != nil {
+		return fmt.Errorf("shares bucket: %w", err)
+	}
+	links := shares.NewKV(sharesKV)
+	reporter := &api.ShareReporter{Shares: links, Publisher: s.pub, Log: s.log.Named("shares")}
+	g.Go(func() error { return reporter.Run(ctx) })
 	authn, err := s.authenticator(ctx)
 	if err != nil {
 		return err
@@ -55,9 +66,9 @@ func (s *system) startAPI(ctx context.Context, g *errgroup.Group) error {
 		}
 		return nil
 	}
-	h, err := api.New(api.Config{AdminRole: s.cfg.AdminRole}, api.Deps{
-		Publisher: s.pub, Workspaces: reader, Credentials: creds,
-		Sessions: sts, Names: names.NewKV(namesKV), Idempotency: idem, JS: js, Auth: authn,
+	h, err := api.New(api.Config{AdminRole: s.cfg.AdminRole, PublicURL: s.cfg.APIPublicURL}, api.Deps{
+		Publisher: s.pub, Workspaces: reader, Credentials: creds, Shares: links, Objects: objs,
+		Sessions: sts, Usage: use, Names: names.NewKV(namesKV), Idempotency: idem, JS: js, Auth: authn,
 		Ready: ready, Log: s.log.Named("api"), Metrics: s.metrics,
 	})
 	if err != nil {

@@ -44,6 +44,7 @@ type config struct {
 	S3Endpoint     string
 	S3Region       string
 	S3PublicURL    string
+	APIPublicURL   string
 	MinIOAccessKey string
 	MinIOSecretKey string
 	SecretKey      string
@@ -79,6 +80,7 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.S3Endpoint, "s3-endpoint", "", "MinIO endpoint URL, e.g. http://127.0.0.1:9000")
 	fs.StringVar(&c.S3Region, "s3-region", objectstore.DefaultRegion, "region reported with the credentials")
 	fs.StringVar(&c.S3PublicURL, "s3-public-url", "", "endpoint URL given to users (default: --s3-endpoint)")
+	fs.StringVar(&c.APIPublicURL, "api-public-url", "", "the API's base URL as clients reach it, for share links (default: the request's host)")
 	fs.StringVar(&c.MinIOAccessKey, "minio-access-key", "", "MinIO admin access key")
 	fs.StringVar(&c.MinIOSecretKey, "minio-secret-key", "", "MinIO admin secret key")
 	fs.StringVar(&c.SecretKey, "secret-key", "", "passphrase that encrypts stored credentials at rest")
