@@ -90,6 +90,10 @@ func (o *options) show(p progress, a accepted, kind sagaKind, ce cloudEvent) (bo
 		switch {
 		case slices.Contains(kind.done, d.Status):
 			p.end(fmt.Sprintf("%s is %s", a.Name, d.Status))
+			if o.wantJSON() { // the progress went to stderr; stdout gets the outcome
+				a.Status = d.Status
+				return true, printJSON(o.io.out, a)
+			}
 			return true, nil
 		case d.Status == "failed":
 			p.end(fmt.Sprintf("%s failed at step %s: %s", a.Name, d.FailedStep, d.LastError))
