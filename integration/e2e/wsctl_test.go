@@ -43,9 +43,14 @@ type wsctlResult struct {
 	stdout, err string
 }
 
+// Where the stack's Keycloak is, in one place for the tests of wsctl.
+func kcURL() string             { return sys.emu.URL() }
+func kcRealm() string           { return kcemu.DevRealmName }
+func kcAdmin() (string, string) { return "admin", "admin" }
+
 // wsctlEnv signs wsctl in to the test stack as user, by the password grant.
 func wsctlEnv(user string) []string {
-	return []string{"WSCTL_API=" + sys.api, "WSCTL_KEYCLOAK_URL=" + sys.emu.URL(), "WSCTL_REALM=" + kcemu.DevRealmName,
+	return []string{"WSCTL_API=" + sys.api, "WSCTL_KEYCLOAK_URL=" + kcURL(), "WSCTL_REALM=" + kcRealm(),
 		"WSCTL_CLIENT_ID=" + kcemu.DevPublicClientID, "WSCTL_USER=" + user, "WSCTL_PASSWORD=" + kcemu.DevPassword,
 		"WSCTL_NATS_URL=" + sys.nats}
 }
@@ -240,12 +245,13 @@ func TestWsctlFailureAndRetry(t *testing.T) {
 func addUser(t *testing.T, username string) {
 	t.Helper()
 	ctx := t.Context()
-	gc := gocloak.NewClient(sys.emu.URL())
-	adm, err := gc.LoginAdmin(ctx, "admin", "admin", "master")
+	gc := gocloak.NewClient(kcURL())
+	adminUser, adminPassword := kcAdmin()
+	adm, err := gc.LoginAdmin(ctx, adminUser, adminPassword, "master")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := gc.CreateUser(ctx, adm.AccessToken, kcemu.DevRealmName, gocloak.User{
+	if _, err := gc.CreateUser(ctx, adm.AccessToken, kcRealm(), gocloak.User{
 		Username: gocloak.StringP(username), Enabled: gocloak.BoolP(true)}); err != nil {
 		t.Fatalf("create user %s: %v", username, err)
 	}
@@ -348,7 +354,7 @@ func TestWsctlSignIn(t *testing.T) {
 	if err := os.MkdirAll(deep, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	env := "WORKSPACE_API='" + sys.api + "/workspaces'\nKEYCLOAK_URL='" + sys.emu.URL() + "'\nKEYCLOAK_REALM='" + kcemu.DevRealmName + "'\nNATS_URL='" + sys.nats + "'\n"
+	env := "WORKSPACE_API='" + sys.api + "/workspaces'\nKEYCLOAK_URL='" + kcURL() + "'\nKEYCLOAK_REALM='" + kcRealm() + "'\nNATS_URL='" + sys.nats + "'\n"
 	if err := os.WriteFile(filepath.Join(root, ".dev", "stack.env"), []byte(env), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +377,7 @@ func TestWsctlSignIn(t *testing.T) {
 		t.Fatalf("wrong password: %d %s", bad.code, bad.err)
 	}
 	// No terminal and no WSCTL_PASSWORD: bad usage, not a hang.
-	noPass := runWsctl(t, "", []string{"WSCTL_API=" + sys.api, "WSCTL_KEYCLOAK_URL=" + sys.emu.URL(), "WSCTL_USER=" + kcemu.DevUser1}, "list")
+	noPass := runWsctl(t, "", []string{"WSCTL_API=" + sys.api, "WSCTL_KEYCLOAK_URL=" + kcURL(), "WSCTL_REALM=" + kcRealm(), "WSCTL_USER=" + kcemu.DevUser1}, "list")
 	if noPass.code != 2 || !strings.Contains(noPass.err, "WSCTL_PASSWORD") {
 		t.Fatalf("no password: %d %s", noPass.code, noPass.err)
 	}

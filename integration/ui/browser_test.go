@@ -177,6 +177,7 @@ func TestOperatorPage(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#add-member button[type="submit"]`)),
 		chromedp.WaitVisible(chromedp.Search(member)))
 	shot(t, ctx, "04-member-added")
+	viewport(t, ctx, "operator-page") // the README's picture
 	run(t, ctx, "remove member",
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[aria-label="Remove %s"]`, kcemu.DevUser2))),
 		chromedp.WaitVisible(chromedp.CSS("#confirm[open]")),
@@ -189,6 +190,22 @@ func TestOperatorPage(t *testing.T) {
 		chromedp.Navigate(sys.api+"/ui/#/"), chromedp.WaitVisible(chromedp.CSS("#live.on")),
 		chromedp.WaitVisible(chromedp.CSS(row)))
 	shot(t, ctx, "06-phone")
+
+	// Signing out ends the Keycloak session: the page sends the browser
+	// back to the login form.
+	run(t, ctx, "sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("username")))
+}
+
+// viewport keeps a screenshot of what the window shows.
+func viewport(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(sys.shots, name+".png"), png, 0o644); err != nil {
+		t.Fatalf("keep screenshot: %v", err)
+	}
 }
 
 // addUser creates a user in the package's realm, as an operator fixing

@@ -1,12 +1,14 @@
 // Package ui drives the operator page in a headless Chromium against the
 // real system: the provisioner binary, a real MinIO and a real Keycloak
 // (the test run's shared one, in a realm of this package's own, with the
-// page's public client workspace-ui), signing in through the login form.
+// page's public client workspace-ui; the emulator with -short), signing in
+// through the login form.
 package ui
 
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -37,6 +39,7 @@ type keycloak struct{ url, adminUser, adminPassword, realm string }
 var sys *stack
 
 func TestMain(m *testing.M) {
+	flag.Parse() // for testing.Short
 	code, err := runWithStack(m)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ui:", err)
@@ -108,8 +111,16 @@ func screenshotDir() (string, error) {
 
 // startKeycloak imports the dev realm under a name of its own into the
 // run's shared Keycloak, with the page's client allowed to come back to
-// the API at origin.
+// the API at origin; with -short, the emulator's dev realm, whose
+// workspace-ui client takes any redirect.
 func startKeycloak(ctx context.Context, origin string) (keycloak, func(), error) {
+	if testing.Short() {
+		emu, err := kcemu.Start(ctx, kcemu.Config{DevRealm: true, AdminUser: "admin", AdminPassword: "admin"})
+		if err != nil {
+			return keycloak{}, nil, err
+		}
+		return keycloak{emu.URL(), "admin", "admin", kcemu.DevRealmName}, func() { _ = emu.Close() }, nil
+	}
 	inst, err := keycloakserver.FromEnv(ctx)
 	if err != nil {
 		return keycloak{}, nil, err
