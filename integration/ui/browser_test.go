@@ -58,8 +58,19 @@ func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Act
 	t.Helper()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		shot(t, ctx, "failed-"+what)
-		t.Fatalf("%s: %v\nprovisioner logs:\n%s", what, err, stacktest.LastLines(sys.logs.String(), 40))
+		t.Fatalf("%s: %v\nthe browser shows %s\nprovisioner logs:\n%s", what, err, page(ctx), stacktest.LastLines(sys.logs.String(), 40))
 	}
+}
+
+// page is where the browser is and what it shows, for a failure's report.
+func page(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText.slice(0, 2000)`))
+	if err != nil {
+		return "(unknown: " + err.Error() + ")"
+	}
+	return text
 }
 
 // shot keeps a screenshot of the whole page as a test artefact.
@@ -81,7 +92,7 @@ func shot(t *testing.T, ctx context.Context, name string) {
 // form, and signs in there; back on the page, the live feed is open.
 func signIn(t *testing.T, ctx context.Context, user string) {
 	t.Helper()
-	run(t, ctx, "sign in",
+	run(t, ctx, "sign in", within(time.Minute,
 		chromedp.Navigate(sys.api+"/ui/"),
 		chromedp.WaitVisible(chromedp.ID("#username")),
 		chromedp.SendKeys(chromedp.ID("#username"), user),
@@ -89,7 +100,7 @@ func signIn(t *testing.T, ctx context.Context, user string) {
 		chromedp.Click(chromedp.ID("#kc-login")),
 		chromedp.WaitVisible(chromedp.CSS("#live.on")),
 		chromedp.WaitVisible(chromedp.ID("#workspaces")),
-	)
+	))
 }
 
 func adminToken(t *testing.T) string {
