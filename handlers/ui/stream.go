@@ -68,10 +68,14 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request) {
 func (s *server) pump(r *http.Request, p auth.Principal, admin bool, changes <-chan readmodel.Workspace, send func(string, any) bool) {
 	beat := time.NewTicker(s.cfg.Heartbeat)
 	defer beat.Stop()
+	end := time.NewTimer(s.cfg.MaxStream)
+	defer end.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
 			return
+		case <-end.C:
+			return // the page reconnects, showing its token again
 		case <-s.d.Done:
 			return
 		case <-beat.C:

@@ -32,6 +32,9 @@ type Config struct {
 	// Heartbeat is how often an idle stream sends a comment, so proxies
 	// keep it open and a dead client is noticed.
 	Heartbeat time.Duration // default 15s
+	// MaxStream ends a live stream after this long; the page reconnects
+	// with its current token, so an expired or revoked one is noticed.
+	MaxStream time.Duration // default 5m
 }
 
 // DefaultClientID is the dev realm's public client of the page.
@@ -48,6 +51,9 @@ func (c Config) WithDefaults() Config {
 	if c.Heartbeat == 0 {
 		c.Heartbeat = 15 * time.Second
 	}
+	if c.MaxStream == 0 {
+		c.MaxStream = 5 * time.Minute
+	}
 	return c
 }
 
@@ -60,6 +66,8 @@ func (c Config) Validate() error {
 		return errors.New("ui realm: required")
 	case c.Heartbeat <= 0:
 		return fmt.Errorf("ui heartbeat: %s must be positive", c.Heartbeat)
+	case c.MaxStream <= 0:
+		return fmt.Errorf("ui max stream: %s must be positive", c.MaxStream)
 	}
 	if _, err := url.Parse(c.KeycloakURL); err != nil {
 		return fmt.Errorf("ui keycloak url: %w", err)

@@ -32,8 +32,13 @@ var bob = auth.Func(func(r *http.Request) (auth.Principal, error) {
 
 func newPage(t *testing.T, f feed) *httptest.Server {
 	t.Helper()
+	return newPageWith(t, Config{KeycloakURL: "http://kc.example:8080", Realm: "eoepca"}, f)
+}
+
+func newPageWith(t *testing.T, cfg Config, f feed) *httptest.Server {
+	t.Helper()
 	done := make(chan struct{})
-	h, err := New(Config{KeycloakURL: "http://kc.example:8080", Realm: "eoepca"}, Deps{Auth: bob, Workspaces: f, Done: done})
+	h, err := New(cfg, Deps{Auth: bob, Workspaces: f, Done: done})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,4 +118,26 @@ func sse(r io.Reader) <-chan [2]string {
 		}
 	}()
 	return out
+}
+
+// TestStreamEndsAfterMaxStream: the page must come back with its token.
+func TestStreamEndsAfterMaxStream(t *testing.T) {
+	srv := newPageWith(t, Config{KeycloakURL: "http://kc", Realm: "r", MaxStream: 100 * time.Millisecond}, feed{ch: make(chan readmodel.Workspace)})
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/ui/stream", nil)
+	req.Header.Set("Authorization", "Bearer x")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	done := make(chan error, 1)
+	go func() { _, err := io.ReadAll(resp.Body); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("stream ended with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream still open 5s after its 100ms limit")
+	}
 }
