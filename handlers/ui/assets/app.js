@@ -102,6 +102,7 @@ async function stream() {
       if (res.ok) {
         wait = 500;
         await readEvents(res.body);
+        continue; // the server ended it (it does every few minutes): back at once, with a fresh token
       }
     } catch { /* network gone: retry below */ }
     setLive(false);
