@@ -209,18 +209,19 @@ func slicesHasName(list []map[string]any, name string) bool {
 	return false
 }
 
-// TestWsctlFailureAndRetry: a create whose owner does not exist fails;
+// TestWsctlFailureAndRetry: creates whose owner does not exist fail;
 // --wait exits 1 naming the step and the reason; once the user exists,
-// retry resumes it to ready.
+// retry NAME --wait resumes one to ready, and retry --all-failed the other.
 func TestWsctlFailureAndRetry(t *testing.T) {
 	ghost := unique("ghost")
 	preferred := unique("cli-fail")
-	name := "ws-" + preferred
+	name, other := "ws-"+preferred, "ws-"+preferred+"-b"
 	res := wsctl(t, 1, "create", preferred, "--owner", ghost, "--wait")
 	mustContain(t, "failed create --wait", res.stdout+res.err, name+" failed at step owner_role", ghost, "wsctl retry "+name)
+	wsctl(t, 1, "create", preferred+"-b", "--owner", ghost, "--wait")
 
 	dry := wsctl(t, 0, "retry", "--all-failed", "--dry-run")
-	mustContain(t, "retry --all-failed --dry-run", dry.stdout, name, "owner_role", "would retry")
+	mustContain(t, "retry --all-failed --dry-run", dry.stdout, name, other, "owner_role", "would retry")
 	if got := wsctl(t, 0, "get", name, "-o", "json").stdout; !strings.Contains(got, `"status": "failed"`) {
 		t.Fatalf("a dry run retried: %s", got)
 	}
@@ -229,6 +230,16 @@ func TestWsctlFailureAndRetry(t *testing.T) {
 	again := wsctl(t, 0, "retry", name, "--wait")
 	mustContain(t, "retry --wait", again.stdout, "step owner_role done", name+" is ready")
 	mustContain(t, "get after retry", wsctl(t, 0, "get", name).stdout, ghost+" ws_admin")
+
+	all := decodeJSON[[]map[string]any](t, wsctl(t, 0, "retry", "--all-failed", "-o", "json"))
+	retried := false
+	for _, r := range all {
+		retried = retried || (r["name"] == other && r["retried"] == true)
+	}
+	if !retried {
+		t.Fatalf("retry --all-failed did not retry %s: %v", other, all)
+	}
+	waitStatus(t, other, token(t, kcemu.DevAdminUser), "ready")
 
 	// Bad usage exits 2, whatever the stack.
 	wsctl(t, 2, "retry")
