@@ -29,6 +29,7 @@ type share struct {
 	MaxUses   *int      `json:"max_uses"`
 	Uses      int       `json:"uses"`
 	CreatedBy string    `json:"created_by,omitempty"`
+	State     string    `json:"state,omitempty"` // active, revoked, expired, used_up
 }
 
 func newShareCreate(o *options) *cobra.Command {
@@ -117,7 +118,7 @@ func (o *options) printShares(items []share, withURL bool) error {
 		}
 		return printJSON(o.io.out, items)
 	}
-	header := []string{"ID", "PATH", "EXPIRES", "USES"}
+	header := []string{"ID", "PATH", "STATE", "EXPIRES", "USES", "BY"}
 	if withURL {
 		header = append(header, "URL")
 	}
@@ -127,7 +128,7 @@ func (o *options) printShares(items []share, withURL bool) error {
 		if s.MaxUses != nil {
 			uses += "/" + strconv.Itoa(*s.MaxUses)
 		}
-		row := []string{s.ID, s.Path, s.ExpiresAt.Local().Format(time.RFC3339), uses}
+		row := []string{s.ID, s.Path, dash(s.State), s.ExpiresAt.Local().Format(time.RFC3339), uses, dash(s.CreatedBy)}
 		if withURL {
 			row = append(row, s.URL)
 		}
