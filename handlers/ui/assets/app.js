@@ -305,7 +305,37 @@ async function loadWorkspace(name) {
   $('#rotate').hidden = !(role && ws.status === 'ready');
   $('#add-member').hidden = !(manage && ws.status === 'ready');
   renderMembers(ws, manage && ws.status === 'ready');
+  loadShares(ws, role);
   loadHistory(name);
+}
+
+// loadShares shows the workspace's share links to its members; the
+// section stays hidden where the API has no shares (or the caller may
+// not list them).
+async function loadShares(ws, role) {
+  const section = $('#shares-section');
+  if (!section || !role || ws.status !== 'ready') { if (section) section.hidden = true; return; }
+  let page;
+  try { page = await api('GET', `/workspaces/${ws.name}/shares`); } catch { section.hidden = true; return; }
+  section.hidden = false;
+  $('#add-share').hidden = !['ws_admin', 'ws_access'].includes(role);
+  $('#shares tbody').replaceChildren(...(page.items || []).map((s) => {
+    const cell = el('td');
+    const mayRevoke = (s.created_by === me() || role === 'ws_admin' || isAdmin()) && (!s.state || s.state === 'active');
+    if (mayRevoke) {
+      const b = el('button', { type: 'button', textContent: 'Revoke', className: 'danger' });
+      b.setAttribute('aria-label', `Revoke the link to ${s.path}`);
+      b.addEventListener('click', async () => {
+        if (await confirmAction(`Revoke the link to ${s.path}? Anyone holding it loses access at once.`, 'Revoke link')) {
+          act(async () => { await api('DELETE', `/workspaces/${ws.name}/shares/${encodeURIComponent(s.id)}`); loadShares(ws, role); }, 'Link revoked');
+        }
+      });
+      cell.append(b);
+    }
+    return el('tr', {}, el('td', { textContent: s.path }), el('td', { textContent: s.state || 'active' }),
+      el('td', { textContent: s.max_uses ? `${s.uses}/${s.max_uses}` : String(s.uses) }),
+      el('td', { textContent: fmtTime(s.expires_at) }), el('td', { textContent: s.created_by || '—' }), cell);
+  }));
 }
 
 function renderMembers(ws, manage) {
@@ -359,6 +389,21 @@ function wireActions(name) {
     if (await confirmAction(`Replace your storage keys for ${name}? The current pair stops working at once.`, 'Rotate keys')) {
       act(() => api('POST', `/workspaces/${name}/credentials/rotate`, { grace_seconds: 0 }), 'Keys rotated');
     }
+  });
+  $('#add-share').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const f = e.target;
+    const body = { path: f.path.value.trim(), expires_in: Number(f.expires.value) };
+    if (f.max_uses.value) body.max_uses = Number(f.max_uses.value);
+    act(async () => {
+      const share = await api('POST', `/workspaces/${name}/shares`, body);
+      f.reset();
+      $('#new-share').hidden = false;
+      $('#new-share-url').value = share.url;
+      $('#new-share-url').focus();
+      $('#new-share-url').select();
+      loadWorkspace(name);
+    }, `Link to ${body.path} created`);
   });
   $('#add-member').addEventListener('submit', (e) => {
     e.preventDefault();
