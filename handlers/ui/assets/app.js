@@ -327,7 +327,11 @@ async function loadShares(ws, role) {
       b.setAttribute('aria-label', `Revoke the link to ${s.path}`);
       b.addEventListener('click', async () => {
         if (await confirmAction(`Revoke the link to ${s.path}? Anyone holding it loses access at once.`, 'Revoke link')) {
-          act(async () => { await api('DELETE', `/workspaces/${ws.name}/shares/${encodeURIComponent(s.id)}`); loadShares(ws, role); }, 'Link revoked');
+          act(async () => {
+            await api('DELETE', `/workspaces/${ws.name}/shares/${encodeURIComponent(s.id)}`);
+            $('#new-share').hidden = true; // a link shown once may be the one just revoked
+            loadShares(ws, role);
+          }, 'Link revoked');
         }
       });
       cell.append(b);
