@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -11,6 +12,7 @@ import (
 	"github.com/eo-workspaces/provisioner/auth"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/api"
+	"github.com/eo-workspaces/provisioner/handlers/ui"
 	"github.com/eo-workspaces/provisioner/readmodel"
 	"github.com/eo-workspaces/provisioner/sagas/names"
 	"github.com/eo-workspaces/provisioner/sagas/secrets"
@@ -74,7 +76,27 @@ func (s *system) startAPI(ctx context.Context, g *errgroup.Group) error {
 	if err != nil {
 		return err
 	}
-	return s.serve(ctx, g, h)
+	return s.serve(ctx, g, s.withUI(ctx, h, authn, reader))
+}
+
+// withUI mounts the operator page at /ui/ beside the API, when there is a
+// Keycloak for it to sign in with.
+func (s *system) withUI(ctx context.Context, apiHandler http.Handler, authn api.Authenticator, reader *readmodel.Reader) http.Handler {
+	kc := s.cfg.UIKeycloakURL
+	if kc == "" {
+		kc = s.cfg.KeycloakURL
+	}
+	page, err := ui.New(ui.Config{KeycloakURL: kc, Realm: s.cfg.KeycloakRealm, ClientID: s.cfg.UIClientID, AdminRole: s.cfg.AdminRole},
+		ui.Deps{Auth: authn, Workspaces: reader, Done: ctx.Done(), Log: s.log.Named("ui")})
+	if err != nil {
+		s.log.Info("operator page off", zap.Error(err))
+		return apiHandler
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ui/", page)
+	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+	mux.Handle("/", apiHandler)
+	return mux
 }
 
 func (s *system) secretStore(ctx context.Context) (*secrets.Store, error) {
