@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func TestWsctlSharesAndQuota(t *testing.T) {
 	}
 	share := decodeJSON[map[string]any](t, created)
 	link, id := share["url"].(string), share["id"].(string)
-	if code, body := download(t, link); code != http.StatusOK || string(body) != string(payload) {
+	if code, body := fetchLink(t, link); code != http.StatusOK || string(body) != string(payload) {
 		t.Fatalf("the link answers %d %q", code, body)
 	}
 	listed := runWsctl(t, "", owner, "shares", "list", name)
@@ -58,6 +59,18 @@ func TestWsctlSharesAndQuota(t *testing.T) {
 	if r := runWsctl(t, "", owner, "quota", "set", name, "1"); r.code != 1 || !strings.Contains(r.err, "403") {
 		t.Fatalf("a member sets a quota: %d %s", r.code, r.err)
 	}
+}
+
+// fetchLink GETs a share link without a token, as anyone holding it does.
+func fetchLink(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
 }
 
 func status(url string) int {
