@@ -27,6 +27,7 @@ import (
 // stack is the running system the tests share.
 type stack struct {
 	api   string // http://host:port, the page at api + "/ui/"
+	nats  string // the embedded NATS server, for tests that fill the read model
 	kc    keycloak
 	mio   *minioserver.Server
 	cmd   *exec.Cmd
@@ -78,8 +79,12 @@ func runWithStack(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	s := &stack{api: "http://" + addr, kc: kc, mio: mio, logs: &stacktest.SyncBuffer{}, shots: shots}
-	if err := s.start(ctx, bin, addr, filepath.Join(dir, "data")); err != nil {
+	natsAddr, err := minioserver.FreeAddr()
+	if err != nil {
+		return 0, err
+	}
+	s := &stack{api: "http://" + addr, nats: "nats://" + natsAddr, kc: kc, mio: mio, logs: &stacktest.SyncBuffer{}, shots: shots}
+	if err := s.start(ctx, bin, addr, natsAddr, filepath.Join(dir, "data")); err != nil {
 		return 0, err
 	}
 	sys = s
@@ -178,8 +183,8 @@ func realmWithUIClient(name, origin string) ([]byte, error) {
 	return json.Marshal(rep)
 }
 
-func (s *stack) start(ctx context.Context, bin, addr, data string) error {
-	s.cmd = exec.Command(bin, "--http-addr", addr, "--data-dir", data,
+func (s *stack) start(ctx context.Context, bin, addr, natsAddr, data string) error {
+	s.cmd = exec.Command(bin, "--http-addr", addr, "--nats-listen", natsAddr, "--data-dir", data,
 		"--keycloak-url", s.kc.url, "--keycloak-realm", s.kc.realm,
 		"--keycloak-client-id", kcemu.DevWorkerClientID, "--keycloak-client-secret", kcemu.DevWorkerClientSecret,
 		"--s3-endpoint", s.mio.URL(), "--s3-region", s.mio.Region(),
