@@ -16,10 +16,14 @@ func (s *Server) routeOIDC(mux *http.ServeMux) {
 	mux.HandleFunc("GET /realms/{realm}/protocol/openid-connect/userinfo", s.userinfo)
 	mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/userinfo", s.userinfo)
 	mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/logout", s.logout)
+	mux.HandleFunc("GET /realms/{realm}/protocol/openid-connect/logout", s.browserLogout)
 	mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/token/introspect", s.introspect)
 	mux.HandleFunc("GET /realms/{realm}/protocol/openid-connect/auth", s.authorization)
 	mux.HandleFunc("POST /realms/{realm}/login-actions/authenticate", s.loginAction)
 	mux.HandleFunc("POST /realms/{realm}/protocol/openid-connect/revoke", s.revoke)
+	for _, ep := range []string{"token", "logout", "userinfo", "revoke", "token/introspect"} {
+		mux.HandleFunc("OPTIONS /realms/{realm}/protocol/openid-connect/"+ep, corsPreflight)
+	}
 }
 
 // baseURL is the URL the client used to reach us; Keycloak in dev mode
@@ -159,6 +163,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, oe := authenticateClient(rl, r)
+	allowOrigin(w, r, c)
 	if oe != nil {
 		oe.write(w)
 		return
@@ -385,6 +390,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 			return errNoChange
 		}
 		c, e := authenticateClient(rl, r)
+		allowOrigin(w, r, c)
 		if e != nil {
 			oe = e
 			return errNoChange
