@@ -70,10 +70,9 @@ func fill(b *testing.B, s *Server, n int) {
 		rl := st.Realms[DevRealmName]
 		for i := range n {
 			c := newClient("", fmt.Sprintf("ws-fill-%d", i))
-			rl.Clients[c.ID] = c
+			rl.putClient(c)
 			for _, name := range []string{"ws_admin", "ws_access", "ws_viewer"} {
-				ro := &role{ID: newID(), Name: name, ClientID: c.ID}
-				rl.Roles[ro.ID] = ro
+				rl.putRole(&role{ID: newID(), Name: name, ClientID: c.ID})
 			}
 		}
 		return nil

@@ -2,6 +2,7 @@ package kcemu
 
 import (
 	"crypto/rand"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -48,51 +49,24 @@ func newSecret() string {
 	return string(b)
 }
 
-func (r *realm) clientByClientID(clientID string) *client {
-	for _, c := range r.Clients {
-		if c.ClientID == clientID {
-			return c
-		}
-	}
-	return nil
-}
+func (r *realm) clientByClientID(clientID string) *client { return r.idx.clients[clientID] }
 
 func (r *realm) userByUsername(username string) *user {
-	username = strings.ToLower(username)
-	for _, u := range r.Users {
-		if u.Username == username {
-			return u
-		}
-	}
-	return nil
+	return r.idx.usernames[strings.ToLower(username)]
 }
 
 func (r *realm) userByEmail(email string) *user {
-	for _, u := range r.Users {
-		if email != "" && strings.EqualFold(u.Email, email) {
-			return u
-		}
+	if email == "" {
+		return nil
 	}
-	return nil
+	return r.idx.emails[strings.ToLower(email)]
 }
 
-func (r *realm) serviceAccountUser(c *client) *user {
-	for _, u := range r.Users {
-		if u.ServiceAccountOf == c.ID {
-			return u
-		}
-	}
-	return nil
-}
+func (r *realm) serviceAccountUser(c *client) *user { return r.idx.accounts[c.ID] }
 
 // roleByName finds a realm role (clientInternalID "") or a client role.
 func (r *realm) roleByName(clientInternalID, name string) *role {
-	for _, ro := range r.Roles {
-		if ro.ClientID == clientInternalID && ro.Name == name {
-			return ro
-		}
-	}
-	return nil
+	return r.idx.roles[clientInternalID][name]
 }
 
 // ensureRole returns the named role, creating it when missing, which is what
@@ -102,7 +76,7 @@ func (r *realm) ensureRole(clientInternalID, name string) *role {
 		return ro
 	}
 	ro := &role{ID: newID(), Name: name, ClientID: clientInternalID}
-	r.Roles[ro.ID] = ro
+	r.putRole(ro)
 	return ro
 }
 
@@ -149,38 +123,35 @@ func (r *realm) hasRealmRole(u *user, name string) bool {
 	return false
 }
 
-// deleteRole removes a role and every reference to it.
+// deleteRole removes a role and every reference to it. It reads every
+// user and role, as no index says who holds or includes a role.
 func (r *realm) deleteRole(id string) {
-	delete(r.Roles, id)
+	if ro := r.Roles[id]; ro != nil {
+		r.dropRole(ro)
+	}
 	for _, u := range r.Users {
-		delete(u.RoleIDs, id)
+		if u.RoleIDs[id] {
+			delete(u.RoleIDs, id)
+			r.touch(kindUser, u.ID)
+		}
 	}
 	for _, ro := range r.Roles {
-		ro.Composites = without(ro.Composites, id)
+		if slices.Contains(ro.Composites, id) {
+			ro.Composites = slices.DeleteFunc(ro.Composites, func(x string) bool { return x == id })
+			r.touch(kindRole, ro.ID)
+		}
 	}
 }
 
 // deleteClient removes a client, its roles and its service-account user.
 func (r *realm) deleteClient(c *client) {
-	for id, ro := range r.Roles {
-		if ro.ClientID == c.ID {
-			r.deleteRole(id)
-		}
+	for _, ro := range r.containerRoles(c.ID) {
+		r.deleteRole(ro.ID)
 	}
 	if sa := r.serviceAccountUser(c); sa != nil {
-		delete(r.Users, sa.ID)
+		r.dropUser(sa)
 	}
-	delete(r.Clients, c.ID)
-}
-
-func without(ids []string, id string) []string {
-	out := ids[:0]
-	for _, x := range ids {
-		if x != id {
-			out = append(out, x)
-		}
-	}
-	return out
+	r.dropClient(c)
 }
 
 // ensureServiceAccount creates the service-account user Keycloak makes for a
@@ -196,7 +167,7 @@ func (r *realm) ensureServiceAccount(c *client) *user {
 	if r.DefaultRoleID != "" {
 		u.RoleIDs[r.DefaultRoleID] = true
 	}
-	r.Users[u.ID] = u
+	r.putUser(u)
 	return u
 }
 
@@ -223,7 +194,7 @@ func (r *realm) ensureDefaults() {
 		rm = newClient("", realmManagement)
 		rm.BearerOnly = true
 		rm.Name = "${client_realm-management}"
-		r.Clients[rm.ID] = rm
+		r.putClient(rm)
 	}
 	var all []string
 	for name, comps := range realmManagementRoles {
@@ -247,7 +218,7 @@ func (r *realm) ensureDefaults() {
 		acc.PublicClient = true
 		acc.Name = "${client_account}"
 		acc.BaseURL = "/realms/" + r.Name + "/account/"
-		r.Clients[acc.ID] = acc
+		r.putClient(acc)
 	}
 	manage := r.ensureRole(acc.ID, "manage-account")
 	manage.Composites = appendUnique(manage.Composites, r.ensureRole(acc.ID, "manage-account-links").ID)
@@ -281,6 +252,7 @@ func newRealm(name string) (*realm, error) {
 		AccessTokenLifespan: 300, SSOSessionIdleTimeout: 1800, SSOSessionMaxLifespan: 36000,
 	}
 	r.ensureMaps()
+	r.reindex()
 	if err := r.newKeys(); err != nil {
 		return nil, err
 	}

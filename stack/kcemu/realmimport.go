@@ -110,7 +110,7 @@ func (r *realm) importClient(rep *clientRep) error {
 	if !c.PublicClient && !c.BearerOnly && c.Secret == "" {
 		c.Secret = newSecret()
 	}
-	r.Clients[c.ID] = c
+	r.putClient(c)
 	return nil
 }
 
@@ -147,9 +147,9 @@ func (r *realm) importRoles(ex *realmExport) error {
 func (r *realm) addImportedRole(clientInternalID string, rep roleRep) *role {
 	ro := r.ensureRole(clientInternalID, rep.Name)
 	if rep.ID != "" && r.Roles[rep.ID] == nil {
-		delete(r.Roles, ro.ID)
+		r.dropRole(ro)
 		ro.ID = rep.ID
-		r.Roles[ro.ID] = ro
+		r.putRole(ro)
 	}
 	ro.Description = rep.Description
 	ro.Attributes = rep.Attributes
@@ -236,7 +236,7 @@ func (r *realm) importUser(rep *userRep) error {
 			u.RoleIDs[r.ensureRole(c.ID, name).ID] = true
 		}
 	}
-	r.Users[u.ID] = u
+	r.putUser(u)
 	return nil
 }
 
