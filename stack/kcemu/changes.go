@@ -68,6 +68,17 @@ func (st *state) drain() ([]change, error) {
 	return out, nil
 }
 
+// retouch notes changes again after they failed to reach the log.
+func (st *state) retouch(cs []change) {
+	for _, c := range cs {
+		if c.Kind == kindRealm {
+			st.touchRealm(c.Realm)
+		} else if rl := st.Realms[c.Realm]; rl != nil {
+			rl.touch(c.Kind, c.ID)
+		}
+	}
+}
+
 func realmChange(name string, rl *realm) (change, error) {
 	if rl == nil {
 		return change{Realm: name, Kind: kindRealm, Deleted: true}, nil

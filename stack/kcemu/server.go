@@ -279,7 +279,18 @@ func (s *Server) commit() (uint64, error) {
 	if err != nil || len(cs) == 0 {
 		return 0, err
 	}
-	return s.store.append(s.st, cs)
+	seq, err := s.store.append(s.st, cs)
+	if err != nil {
+		return 0, err
+	}
+	if s.store.full() {
+		// The record is written: a failed compaction leaves a longer log,
+		// not a lost write, and is tried again at the next commit.
+		if err := s.store.compact(s.st); err != nil {
+			s.log.Warn("keycloak emulator: compacting the state log failed", zap.Error(err))
+		}
+	}
+	return seq, nil
 }
 
 // handler is the whole HTTP surface: faults first, then Keycloak's routes.

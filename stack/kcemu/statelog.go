@@ -116,29 +116,30 @@ func openLog(dataDir string, st *state) (*stateLog, error) {
 }
 
 // append writes one commit's changes; the caller holds the write lock and
-// then calls sync with the returned number before answering.
+// then calls sync with the returned number before answering. Changes it
+// could not write are noted again, to go out with the next commit.
 func (l *stateLog) append(st *state, cs []change) (uint64, error) {
 	rec := record{Seq: st.Seq + 1, Changes: cs}
 	line, err := json.Marshal(rec)
 	if err != nil {
+		st.retouch(cs)
 		return 0, fmt.Errorf("marshal change record: %w", err)
 	}
 	line = append(line, '\n')
 	if _, err := l.f.Write(line); err != nil {
 		// Cut what was written, so the next record starts a line.
 		_ = l.f.Truncate(l.size)
+		st.retouch(cs)
 		return 0, fmt.Errorf("append to emulator log: %w", err)
 	}
 	st.Seq = rec.Seq
 	l.size += int64(len(line))
 	l.appended.Store(rec.Seq)
-	if l.size >= l.limit() {
-		if err := l.compact(st); err != nil {
-			return 0, err
-		}
-	}
 	return rec.Seq, nil
 }
+
+// full reports that the log has reached its limit and should be compacted.
+func (l *stateLog) full() bool { return l.size >= l.limit() }
 
 // limit is the log size that triggers a compaction: as large as the
 // snapshot, so replaying the log costs at most what loading the snapshot
