@@ -295,10 +295,8 @@ func clientRoleUsers(a *adminCall, c *client) (reply, bool) {
 // endpoint does (composites and groups do not count).
 func roleMembers(a *adminCall, ro *role) reply {
 	var us []*user
-	for _, u := range a.rl.Users {
-		if u.RoleIDs[ro.ID] {
-			us = append(us, u)
-		}
+	for _, u := range a.rl.holders(ro.ID) {
+		us = append(us, u)
 	}
 	sort.Slice(us, func(i, j int) bool { return us[i].Username < us[j].Username })
 	out := []userOut{}

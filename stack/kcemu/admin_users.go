@@ -365,9 +365,9 @@ func changeMappings(kind string, add bool) func(a *adminCall, u *user) (reply, b
 		}
 		for _, id := range ids {
 			if add {
-				u.RoleIDs[id] = true
+				a.rl.grant(u, id)
 			} else {
-				delete(u.RoleIDs, id)
+				a.rl.ungrant(u, id)
 			}
 		}
 		return noContent(), len(ids) > 0

@@ -66,13 +66,24 @@ func BenchmarkWriteAtSize(b *testing.B) {
 // (this process: the emulator and its HTTP client) of the calls the
 // provisioner makes for one new workspace, at both sizes.
 func BenchmarkWorkspaceAtSize(b *testing.B) {
-	atSizes(b, provisionWorkspace)
+	atSizes(b, func(b *testing.B, s *Server, tok string, i int) { provisionWorkspace(b, s, tok, i) })
+}
+
+// BenchmarkDeleteAtSize prints, on one line, what provisioning a workspace
+// and deleting its client (with its roles and their mappings) costs.
+func BenchmarkDeleteAtSize(b *testing.B) {
+	atSizes(b, func(b *testing.B, s *Server, tok string, i int) {
+		c := provisionWorkspace(b, s, tok, i)
+		if status, _ := doJSON(b, http.MethodDelete, c, tok, ""); status != http.StatusNoContent {
+			b.Fatalf("delete: %d", status)
+		}
+	})
 }
 
 // provisionWorkspace makes the provisioner's calls for workspace i: look
 // the client up, create it, list its roles, create three, find the owner,
-// read their mappings and the role, grant it.
-func provisionWorkspace(b *testing.B, s *Server, tok string, i int) {
+// read their mappings and the role, grant it. It returns the client's URL.
+func provisionWorkspace(b *testing.B, s *Server, tok string, i int) string {
 	base := s.URL() + "/admin/realms/eoepca"
 	name := fmt.Sprintf("bench-ws-%d", i)
 	mustGet(b, base+"/clients?clientId="+name, tok)
@@ -98,6 +109,7 @@ func provisionWorkspace(b *testing.B, s *Server, tok string, i int) {
 	if status, _ := doJSON(b, http.MethodPost, mapping, tok, "["+role+"]"); status != http.StatusNoContent {
 		b.Fatalf("grant: %d", status)
 	}
+	return c
 }
 
 // atSizes runs op b.N times against a realm of each size and reports the

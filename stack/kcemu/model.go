@@ -2,7 +2,6 @@ package kcemu
 
 import (
 	"crypto/rand"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -123,23 +122,16 @@ func (r *realm) hasRealmRole(u *user, name string) bool {
 	return false
 }
 
-// deleteRole removes a role and every reference to it. It reads every
-// user and role, as no index says who holds or includes a role.
+// deleteRole removes a role and every reference to it.
 func (r *realm) deleteRole(id string) {
+	for _, u := range r.holders(id) {
+		r.ungrant(u, id)
+	}
+	for _, p := range r.idx.parents[id] {
+		r.removeComposite(p, id)
+	}
 	if ro := r.Roles[id]; ro != nil {
 		r.dropRole(ro)
-	}
-	for _, u := range r.Users {
-		if u.RoleIDs[id] {
-			delete(u.RoleIDs, id)
-			r.touch(kindUser, u.ID)
-		}
-	}
-	for _, ro := range r.Roles {
-		if slices.Contains(ro.Composites, id) {
-			ro.Composites = slices.DeleteFunc(ro.Composites, func(x string) bool { return x == id })
-			r.touch(kindRole, ro.ID)
-		}
 	}
 }
 
@@ -200,7 +192,7 @@ func (r *realm) ensureDefaults() {
 	for name, comps := range realmManagementRoles {
 		ro := r.ensureRole(rm.ID, name)
 		for _, c := range comps {
-			ro.Composites = appendUnique(ro.Composites, r.ensureRole(rm.ID, c).ID)
+			r.addComposite(ro, r.ensureRole(rm.ID, c).ID)
 		}
 		if name != "realm-admin" {
 			all = append(all, ro.ID)
@@ -209,7 +201,7 @@ func (r *realm) ensureDefaults() {
 	admin := r.roleByName(rm.ID, "realm-admin")
 	sort.Strings(all)
 	for _, id := range all {
-		admin.Composites = appendUnique(admin.Composites, id)
+		r.addComposite(admin, id)
 	}
 
 	acc := r.clientByClientID(accountClient)
@@ -221,7 +213,7 @@ func (r *realm) ensureDefaults() {
 		r.putClient(acc)
 	}
 	manage := r.ensureRole(acc.ID, "manage-account")
-	manage.Composites = appendUnique(manage.Composites, r.ensureRole(acc.ID, "manage-account-links").ID)
+	r.addComposite(manage, r.ensureRole(acc.ID, "manage-account-links").ID)
 	view := r.ensureRole(acc.ID, "view-profile")
 
 	offline := r.ensureRole("", "offline_access")
@@ -230,7 +222,7 @@ func (r *realm) ensureDefaults() {
 		def := r.ensureRole("", "default-roles-"+strings.ToLower(r.Name))
 		def.Description = "${role_default-roles}"
 		for _, id := range []string{offline.ID, uma.ID, manage.ID, view.ID} {
-			def.Composites = appendUnique(def.Composites, id)
+			r.addComposite(def, id)
 		}
 		r.DefaultRoleID = def.ID
 	}

@@ -37,11 +37,11 @@ func writeEverything(t *testing.T, s *Server, check func()) {
 	mustStatus(200, "POST", base+"/clients/"+c+"/client-secret", ``)
 	m := mustStatus(201, "POST", base+"/clients/"+c+"/protocol-mappers/models", `{"name":"aud","protocolMapper":"oidc-audience-mapper","config":{"included.client.audience":"x"}}`)
 	mustStatus(204, "PUT", base+"/clients/"+c+"/protocol-mappers/models/"+m, `{"name":"aud2"}`)
-	for _, r := range []string{"ws_admin", "ws_viewer"} {
+	for _, r := range []string{"ws_admin", "ws_viewer", "ws_extra"} {
 		mustStatus(201, "POST", base+"/clients/"+c+"/roles", `{"name":"`+r+`"}`)
 		mustStatus(201, "POST", base+"/clients/"+gone+"/roles", `{"name":"`+r+`"}`)
 	}
-	mustStatus(201, "POST", base+"/roles", `{"name":"lead","composite":true,"composites":{"client":{"ws-renamed":["ws_admin"]}}}`)
+	mustStatus(201, "POST", base+"/roles", `{"name":"lead","composite":true,"composites":{"client":{"ws-renamed":["ws_admin","ws_extra"]}}}`)
 	u := mustStatus(201, "POST", base+"/users", `{"username":"Someone","email":"a@x.org","enabled":true}`)
 	mustStatus(201, "POST", base+"/users", `{"username":"leaving"}`)
 	mustStatus(204, "PUT", base+"/users/"+u, `{"email":"b@x.org","firstName":"S"}`)
@@ -53,6 +53,7 @@ func writeEverything(t *testing.T, s *Server, check func()) {
 	grant(c, "ws_admin")
 	grant(gone, "ws_viewer")
 	mustStatus(204, "DELETE", base+"/clients/"+c+"/roles/ws_viewer", ``)
+	mustStatus(204, "DELETE", base+"/clients/"+c+"/roles/ws_extra", ``)
 	mustStatus(204, "DELETE", base+"/clients/"+gone, ``)
 	_, body := get(t, base+"/users?username=leaving&exact=true", tok)
 	var found []struct{ ID string }
@@ -104,17 +105,19 @@ func sameAsOnDisk(t *testing.T, s *Server, dir string) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for name, rl := range s.st.Realms {
-		kept := rl.idx
-		rl.reindex()
-		if !sameIndex(kept, rl.idx) {
+		fresh := *rl
+		fresh.reindex()
+		if !sameIndex(rl.idx, fresh.idx) {
 			t.Errorf("realm %s: the kept index differs from one rebuilt", name)
 		}
 	}
 }
 
 func sameIndex(a, b index) bool {
-	ja, _ := json.Marshal([]any{keys(a.clients), keys(a.usernames), keys(a.emails), keys(a.accounts), roleKeys(a.roles)})
-	jb, _ := json.Marshal([]any{keys(b.clients), keys(b.usernames), keys(b.emails), keys(b.accounts), roleKeys(b.roles)})
+	ja, _ := json.Marshal([]any{keys(a.clients), keys(a.usernames), keys(a.emails), keys(a.accounts), roleKeys(a.roles),
+		pairs(a.holders), pairs(a.parents)})
+	jb, _ := json.Marshal([]any{keys(b.clients), keys(b.usernames), keys(b.emails), keys(b.accounts), roleKeys(b.roles),
+		pairs(b.holders), pairs(b.parents)})
 	return bytes.Equal(ja, jb)
 }
 
@@ -122,6 +125,16 @@ func keys[T any](m map[string]T) map[string]bool {
 	out := map[string]bool{}
 	for k := range m {
 		out[k] = true
+	}
+	return out
+}
+
+func pairs[T any](m map[string]map[string]T) map[string]bool {
+	out := map[string]bool{}
+	for o, inner := range m {
+		for i := range inner {
+			out[o+"/"+i] = true
+		}
 	}
 	return out
 }
