@@ -310,9 +310,17 @@ func allRoleMappings(a *adminCall, u *user) (reply, bool) {
 	if rs := userRoles(a.rl, u, "", false); len(rs) > 0 {
 		out["realmMappings"] = roleList(a.rl, rs)
 	}
+	// Grouped from the user's own mappings: a user holds few of a realm's
+	// many clients.
+	byClient := map[string][]*role{}
+	for id := range u.RoleIDs {
+		if ro := a.rl.Roles[id]; ro != nil && ro.ClientID != "" {
+			byClient[ro.ClientID] = append(byClient[ro.ClientID], ro)
+		}
+	}
 	cm := map[string]any{}
-	for _, c := range a.rl.Clients {
-		if rs := userRoles(a.rl, u, c.ID, false); len(rs) > 0 {
+	for id, rs := range byClient {
+		if c := a.rl.Clients[id]; c != nil {
 			cm[c.ClientID] = map[string]any{"id": c.ID, "client": c.ClientID, "mappings": roleList(a.rl, rs)}
 		}
 	}
