@@ -126,7 +126,7 @@ func (s *Server) loadState(cfg Config) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("kcemu data dir: %w", err)
 	}
-	st, _, err := loadState(cfg.DataDir)
+	st, err := loadState(cfg.DataDir)
 	if err != nil {
 		return err
 	}

@@ -225,7 +225,7 @@ func writeFileAtomic(path string, data []byte) error {
 }
 
 // errFresh is the hint every unreadable state file carries.
-const errFresh = "start with --fresh (or delete the file) to begin from an empty emulator"
+const errFresh = "start with --fresh (or delete " + stateFileName + " and " + logFileName + ") to begin from an empty emulator"
 
 // loadSnapshot reads the snapshot; a missing file is an empty state.
 func loadSnapshot(path string) (*state, error) {
@@ -308,7 +308,7 @@ func StateFile(dataDir string) string { return filepath.Join(dataDir, stateFileN
 // supervisor can refuse a corrupt or older state before it starts
 // anything; the error names the file. No file is a blank state: nil.
 func CheckState(dataDir string) error {
-	_, _, err := loadState(dataDir)
+	_, err := loadState(dataDir)
 	return err
 }
 

@@ -27,25 +27,24 @@ type record struct {
 	Changes []change `json:"changes"`
 }
 
-// loadState reads the snapshot and replays the log onto it. It returns
-// whether the log held anything, so the caller knows to compact it.
-func loadState(dataDir string) (*state, bool, error) {
+// loadState reads the snapshot and replays the log onto it.
+func loadState(dataDir string) (*state, error) {
 	st, err := loadSnapshot(StateFile(dataDir))
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	path := LogFile(dataDir)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return st, false, nil
+		return st, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("read emulator log %s: %w", path, err)
+		return nil, fmt.Errorf("read emulator log %s: %w", path, err)
 	}
 	if err := replay(st, data); err != nil {
-		return nil, false, fmt.Errorf("emulator log %s is corrupt (%v); %s", path, err, errFresh)
+		return nil, fmt.Errorf("emulator log %s is corrupt (%v); %s", path, err, errFresh)
 	}
-	return st, len(data) > 0, nil
+	return st, nil
 }
 
 // replay applies the records the snapshot does not include. A last line

@@ -95,7 +95,7 @@ func (s *Server) snapshot(t *testing.T) []byte {
 // indexes included.
 func sameAsOnDisk(t *testing.T, s *Server, dir string) {
 	t.Helper()
-	st, _, err := loadState(dir)
+	st, err := loadState(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
