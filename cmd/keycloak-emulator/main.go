@@ -97,8 +97,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer func() { _ = log.Sync() }()
 	if o.fresh {
-		// Only the emulator's own file: the directory may hold other parts' state.
-		if err := os.Remove(kcemu.StateFile(o.dataDir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// Only the emulator's own files: the directory may hold other parts' state.
+		if err := kcemu.RemoveState(o.dataDir); err != nil {
 			return fmt.Errorf("--fresh: %w", err)
 		}
 	}

@@ -267,6 +267,7 @@ func updateRealm(a *adminCall) (reply, bool) {
 	setInt(&a.rl.AccessTokenLifespan, rep.AccessTokenLifespan)
 	setInt(&a.rl.SSOSessionIdleTimeout, rep.SSOSessionIdleTimeout)
 	setInt(&a.rl.SSOSessionMaxLifespan, rep.SSOSessionMaxLifespan)
+	a.rl.touch(kindSettings, "")
 	return noContent(), true
 }
 
@@ -283,6 +284,7 @@ func createRealm(a *adminCall) (reply, bool) {
 		return errMsgReply(http.StatusBadRequest, err.Error()), false
 	}
 	a.st.Realms[rl.Name] = rl
+	a.st.touchRealm(rl.Name)
 	return created(a.base + "/admin/realms/" + rl.Name), true
 }
 
@@ -291,6 +293,7 @@ func deleteRealm(a *adminCall) (reply, bool) {
 		return errMsgReply(http.StatusBadRequest, "Cannot delete the master realm"), false
 	}
 	delete(a.st.Realms, a.rl.Name)
+	a.st.touchRealm(a.rl.Name)
 	return noContent(), true
 }
 

@@ -37,13 +37,18 @@ func and(fs ...func(*caller) bool) func(*caller) bool {
 }
 
 // withClient resolves {id} to a client, answering Keycloak's 404 if unknown.
+// A handler that changed something is taken to have changed the client.
 func withClient(h func(a *adminCall, c *client) (reply, bool)) adminHandler {
 	return func(a *adminCall) (reply, bool) {
 		c := a.rl.Clients[a.r.PathValue("id")]
 		if c == nil {
 			return clientNotFound, false
 		}
-		return h(a, c)
+		rep, changed := h(a, c)
+		if changed {
+			a.rl.touch(kindClient, c.ID)
+		}
+		return rep, changed
 	}
 }
 
@@ -66,7 +71,7 @@ func getClients(a *adminCall) (reply, bool) {
 	}
 	clientID, search := q.Get("clientId"), q.Get("search") == "true"
 	var cs []*client
-	for _, c := range a.rl.Clients {
+	for _, c := range clientCandidates(a.rl, clientID, search, attrs) {
 		if matchClient(c, clientID, search, attrs) {
 			cs = append(cs, c)
 		}
@@ -76,6 +81,19 @@ func getClients(a *adminCall) (reply, bool) {
 		out = append(out, c.out(clientAccess(a)))
 	}
 	return ok(out), false
+}
+
+// clientCandidates narrows an exact clientId query to the one client the
+// index names; other queries read every client.
+func clientCandidates(rl *realm, clientID string, search bool, attrs map[string]string) map[string]*client {
+	if attrs != nil || search || clientID == "" {
+		return rl.Clients
+	}
+	c := rl.clientByClientID(clientID)
+	if c == nil {
+		return nil
+	}
+	return map[string]*client{c.ID: c}
 }
 
 // matchClient applies Keycloak's filters: q (attributes, exact values) wins,
@@ -148,7 +166,7 @@ func createClient(a *adminCall) (reply, bool) {
 	if !c.PublicClient && !c.BearerOnly && c.Secret == "" {
 		c.Secret = newSecret()
 	}
-	a.rl.Clients[c.ID] = c
+	a.rl.putClient(c)
 	if c.ServiceAccountsEnabled {
 		a.rl.ensureServiceAccount(c)
 	}
@@ -168,7 +186,9 @@ func updateClient(a *adminCall, c *client) (reply, bool) {
 		}
 	}
 	rep.ID = nil // the path names the client; the body cannot move it
+	old := c.ClientID
 	rep.applyTo(c)
+	a.rl.renameClient(c, old)
 	if !c.PublicClient && !c.BearerOnly && c.Secret == "" {
 		c.Secret = newSecret()
 	}
@@ -206,8 +226,8 @@ func listClientRoles(a *adminCall, c *client) (reply, bool) { return listRoles(a
 func listRoles(a *adminCall, containerID string) reply {
 	search := strings.ToLower(a.r.URL.Query().Get("search"))
 	var rs []*role
-	for _, ro := range a.rl.Roles {
-		if ro.ClientID == containerID && strings.Contains(strings.ToLower(ro.Name), search) {
+	for _, ro := range a.rl.containerRoles(containerID) {
+		if strings.Contains(strings.ToLower(ro.Name), search) {
 			rs = append(rs, ro)
 		}
 	}
@@ -234,7 +254,7 @@ func createRole(a *adminCall, containerID string) (reply, bool) {
 		return errMsgReply(http.StatusConflict, "Role with name "+rep.Name+" already exists"), false
 	}
 	ro := &role{ID: newID(), Name: rep.Name, Description: rep.Description, ClientID: containerID, Attributes: rep.Attributes}
-	a.rl.Roles[ro.ID] = ro
+	a.rl.putRole(ro)
 	if err := a.rl.setComposites(ro, rep.Composites); err != nil {
 		a.rl.deleteRole(ro.ID)
 		return errReply(http.StatusNotFound, "Could not find composite role"), false
@@ -275,10 +295,8 @@ func clientRoleUsers(a *adminCall, c *client) (reply, bool) {
 // endpoint does (composites and groups do not count).
 func roleMembers(a *adminCall, ro *role) reply {
 	var us []*user
-	for _, u := range a.rl.Users {
-		if u.RoleIDs[ro.ID] {
-			us = append(us, u)
-		}
+	for _, u := range a.rl.holders(ro.ID) {
+		us = append(us, u)
 	}
 	sort.Slice(us, func(i, j int) bool { return us[i].Username < us[j].Username })
 	out := []userOut{}

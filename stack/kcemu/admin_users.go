@@ -2,6 +2,7 @@ package kcemu
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -60,13 +61,19 @@ func (s *Server) routeUsers(mux *http.ServeMux, p string) {
 	mux.HandleFunc("DELETE "+rm+"/clients/{client}", s.admin(true, manageUsers, withUser(changeMappings("client", false))))
 }
 
+// withUser resolves {id} to a user, answering 404 if unknown. A handler
+// that changed something is taken to have changed the user.
 func withUser(h func(a *adminCall, u *user) (reply, bool)) adminHandler {
 	return func(a *adminCall) (reply, bool) {
 		u := a.rl.Users[a.r.PathValue("id")]
 		if u == nil {
 			return userNotFound, false
 		}
-		return h(a, u)
+		rep, changed := h(a, u)
+		if changed {
+			a.rl.touch(kindUser, u.ID)
+		}
+		return rep, changed
 	}
 }
 
@@ -93,7 +100,7 @@ func matchingUsers(a *adminCall) []*user {
 	byField := q.Get("search") == "" && slices.ContainsFunc([]string{"username", "email", "firstName", "lastName"},
 		func(f string) bool { return q.Get(f) != "" })
 	var out []*user
-	for _, u := range a.rl.Users {
+	for _, u := range userCandidates(a.rl, q) {
 		if (u.ServiceAccountOf != "" && !byField) || !matchesSearch(u, q.Get("search")) {
 			continue
 		}
@@ -114,6 +121,27 @@ func matchingUsers(a *adminCall) []*user {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Username < out[j].Username })
 	return out
+}
+
+// userCandidates narrows an exact username or email query to the user
+// the index names; other queries read every user.
+func userCandidates(rl *realm, q url.Values) map[string]*user {
+	if q.Get("exact") != "true" || q.Get("search") != "" {
+		return rl.Users
+	}
+	var u *user
+	switch {
+	case q.Get("username") != "":
+		u = rl.userByUsername(q.Get("username"))
+	case q.Get("email") != "":
+		u = rl.userByEmail(q.Get("email"))
+	default:
+		return rl.Users
+	}
+	if u == nil {
+		return nil
+	}
+	return map[string]*user{u.ID: u}
 }
 
 func matchesSearch(u *user, search string) bool {
@@ -193,7 +221,7 @@ func createUser(a *adminCall) (reply, bool) {
 	if a.rl.DefaultRoleID != "" {
 		u.RoleIDs[a.rl.DefaultRoleID] = true
 	}
-	a.rl.Users[u.ID] = u
+	a.rl.putUser(u)
 	return created(a.realmURL() + "/users/" + u.ID), true
 }
 
@@ -221,12 +249,14 @@ func updateUser(a *adminCall, u *user) (reply, bool) {
 	if err := setCredentials(&next, rep.Credentials); err != nil {
 		return errMsgReply(http.StatusBadRequest, "Could not update user!"), false
 	}
+	old := u.Email
 	*u = next
+	a.rl.changedUser(u, old)
 	return noContent(), true
 }
 
 func deleteUser(a *adminCall, u *user) (reply, bool) {
-	delete(a.rl.Users, u.ID)
+	a.rl.dropUser(u)
 	return noContent(), true
 }
 
@@ -280,9 +310,17 @@ func allRoleMappings(a *adminCall, u *user) (reply, bool) {
 	if rs := userRoles(a.rl, u, "", false); len(rs) > 0 {
 		out["realmMappings"] = roleList(a.rl, rs)
 	}
+	// Grouped from the user's own mappings: a user holds few of a realm's
+	// many clients.
+	byClient := map[string][]*role{}
+	for id := range u.RoleIDs {
+		if ro := a.rl.Roles[id]; ro != nil && ro.ClientID != "" {
+			byClient[ro.ClientID] = append(byClient[ro.ClientID], ro)
+		}
+	}
 	cm := map[string]any{}
-	for _, c := range a.rl.Clients {
-		if rs := userRoles(a.rl, u, c.ID, false); len(rs) > 0 {
+	for id, rs := range byClient {
+		if c := a.rl.Clients[id]; c != nil {
 			cm[c.ClientID] = map[string]any{"id": c.ID, "client": c.ClientID, "mappings": roleList(a.rl, rs)}
 		}
 	}
@@ -335,9 +373,9 @@ func changeMappings(kind string, add bool) func(a *adminCall, u *user) (reply, b
 		}
 		for _, id := range ids {
 			if add {
-				u.RoleIDs[id] = true
+				a.rl.grant(u, id)
 			} else {
-				delete(u.RoleIDs, id)
+				a.rl.ungrant(u, id)
 			}
 		}
 		return noContent(), len(ids) > 0

@@ -68,6 +68,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		// Long enough to outlive every token of the session.
 		rl.RevokedSessions[sid] = time.Now().Add(time.Duration(rl.SSOSessionMaxLifespan) * time.Second).Unix()
 		pruneRevoked(rl, time.Now())
+		rl.touch(kindSettings, "")
 		return nil
 	})
 	switch {

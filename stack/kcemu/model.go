@@ -48,51 +48,24 @@ func newSecret() string {
 	return string(b)
 }
 
-func (r *realm) clientByClientID(clientID string) *client {
-	for _, c := range r.Clients {
-		if c.ClientID == clientID {
-			return c
-		}
-	}
-	return nil
-}
+func (r *realm) clientByClientID(clientID string) *client { return r.idx.clients[clientID] }
 
 func (r *realm) userByUsername(username string) *user {
-	username = strings.ToLower(username)
-	for _, u := range r.Users {
-		if u.Username == username {
-			return u
-		}
-	}
-	return nil
+	return r.idx.usernames[strings.ToLower(username)]
 }
 
 func (r *realm) userByEmail(email string) *user {
-	for _, u := range r.Users {
-		if email != "" && strings.EqualFold(u.Email, email) {
-			return u
-		}
+	if email == "" {
+		return nil
 	}
-	return nil
+	return r.idx.emails[strings.ToLower(email)]
 }
 
-func (r *realm) serviceAccountUser(c *client) *user {
-	for _, u := range r.Users {
-		if u.ServiceAccountOf == c.ID {
-			return u
-		}
-	}
-	return nil
-}
+func (r *realm) serviceAccountUser(c *client) *user { return r.idx.accounts[c.ID] }
 
 // roleByName finds a realm role (clientInternalID "") or a client role.
 func (r *realm) roleByName(clientInternalID, name string) *role {
-	for _, ro := range r.Roles {
-		if ro.ClientID == clientInternalID && ro.Name == name {
-			return ro
-		}
-	}
-	return nil
+	return r.idx.roles[clientInternalID][name]
 }
 
 // ensureRole returns the named role, creating it when missing, which is what
@@ -102,7 +75,7 @@ func (r *realm) ensureRole(clientInternalID, name string) *role {
 		return ro
 	}
 	ro := &role{ID: newID(), Name: name, ClientID: clientInternalID}
-	r.Roles[ro.ID] = ro
+	r.putRole(ro)
 	return ro
 }
 
@@ -151,36 +124,26 @@ func (r *realm) hasRealmRole(u *user, name string) bool {
 
 // deleteRole removes a role and every reference to it.
 func (r *realm) deleteRole(id string) {
-	delete(r.Roles, id)
-	for _, u := range r.Users {
-		delete(u.RoleIDs, id)
+	for _, u := range r.holders(id) {
+		r.ungrant(u, id)
 	}
-	for _, ro := range r.Roles {
-		ro.Composites = without(ro.Composites, id)
+	for _, p := range r.idx.parents[id] {
+		r.removeComposite(p, id)
+	}
+	if ro := r.Roles[id]; ro != nil {
+		r.dropRole(ro)
 	}
 }
 
 // deleteClient removes a client, its roles and its service-account user.
 func (r *realm) deleteClient(c *client) {
-	for id, ro := range r.Roles {
-		if ro.ClientID == c.ID {
-			r.deleteRole(id)
-		}
+	for _, ro := range r.containerRoles(c.ID) {
+		r.deleteRole(ro.ID)
 	}
 	if sa := r.serviceAccountUser(c); sa != nil {
-		delete(r.Users, sa.ID)
+		r.dropUser(sa)
 	}
-	delete(r.Clients, c.ID)
-}
-
-func without(ids []string, id string) []string {
-	out := ids[:0]
-	for _, x := range ids {
-		if x != id {
-			out = append(out, x)
-		}
-	}
-	return out
+	r.dropClient(c)
 }
 
 // ensureServiceAccount creates the service-account user Keycloak makes for a
@@ -196,7 +159,7 @@ func (r *realm) ensureServiceAccount(c *client) *user {
 	if r.DefaultRoleID != "" {
 		u.RoleIDs[r.DefaultRoleID] = true
 	}
-	r.Users[u.ID] = u
+	r.putUser(u)
 	return u
 }
 
@@ -223,13 +186,13 @@ func (r *realm) ensureDefaults() {
 		rm = newClient("", realmManagement)
 		rm.BearerOnly = true
 		rm.Name = "${client_realm-management}"
-		r.Clients[rm.ID] = rm
+		r.putClient(rm)
 	}
 	var all []string
 	for name, comps := range realmManagementRoles {
 		ro := r.ensureRole(rm.ID, name)
 		for _, c := range comps {
-			ro.Composites = appendUnique(ro.Composites, r.ensureRole(rm.ID, c).ID)
+			r.addComposite(ro, r.ensureRole(rm.ID, c).ID)
 		}
 		if name != "realm-admin" {
 			all = append(all, ro.ID)
@@ -238,7 +201,7 @@ func (r *realm) ensureDefaults() {
 	admin := r.roleByName(rm.ID, "realm-admin")
 	sort.Strings(all)
 	for _, id := range all {
-		admin.Composites = appendUnique(admin.Composites, id)
+		r.addComposite(admin, id)
 	}
 
 	acc := r.clientByClientID(accountClient)
@@ -247,10 +210,10 @@ func (r *realm) ensureDefaults() {
 		acc.PublicClient = true
 		acc.Name = "${client_account}"
 		acc.BaseURL = "/realms/" + r.Name + "/account/"
-		r.Clients[acc.ID] = acc
+		r.putClient(acc)
 	}
 	manage := r.ensureRole(acc.ID, "manage-account")
-	manage.Composites = appendUnique(manage.Composites, r.ensureRole(acc.ID, "manage-account-links").ID)
+	r.addComposite(manage, r.ensureRole(acc.ID, "manage-account-links").ID)
 	view := r.ensureRole(acc.ID, "view-profile")
 
 	offline := r.ensureRole("", "offline_access")
@@ -259,7 +222,7 @@ func (r *realm) ensureDefaults() {
 		def := r.ensureRole("", "default-roles-"+strings.ToLower(r.Name))
 		def.Description = "${role_default-roles}"
 		for _, id := range []string{offline.ID, uma.ID, manage.ID, view.ID} {
-			def.Composites = appendUnique(def.Composites, id)
+			r.addComposite(def, id)
 		}
 		r.DefaultRoleID = def.ID
 	}
@@ -281,6 +244,7 @@ func newRealm(name string) (*realm, error) {
 		AccessTokenLifespan: 300, SSOSessionIdleTimeout: 1800, SSOSessionMaxLifespan: 36000,
 	}
 	r.ensureMaps()
+	r.reindex()
 	if err := r.newKeys(); err != nil {
 		return nil, err
 	}

@@ -407,6 +407,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		exp, _ := cl["exp"].(float64)
 		rl.RevokedSessions[cl["sid"].(string)] = int64(exp)
 		pruneRevoked(rl, time.Now())
+		rl.touch(kindSettings, "")
 		return nil
 	})
 	switch {

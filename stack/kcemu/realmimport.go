@@ -110,7 +110,7 @@ func (r *realm) importClient(rep *clientRep) error {
 	if !c.PublicClient && !c.BearerOnly && c.Secret == "" {
 		c.Secret = newSecret()
 	}
-	r.Clients[c.ID] = c
+	r.putClient(c)
 	return nil
 }
 
@@ -147,9 +147,9 @@ func (r *realm) importRoles(ex *realmExport) error {
 func (r *realm) addImportedRole(clientInternalID string, rep roleRep) *role {
 	ro := r.ensureRole(clientInternalID, rep.Name)
 	if rep.ID != "" && r.Roles[rep.ID] == nil {
-		delete(r.Roles, ro.ID)
+		r.dropRole(ro)
 		ro.ID = rep.ID
-		r.Roles[ro.ID] = ro
+		r.putRole(ro)
 	}
 	ro.Description = rep.Description
 	ro.Attributes = rep.Attributes
@@ -161,7 +161,7 @@ func (r *realm) setComposites(ro *role, comps *roleComposites) error {
 		return nil
 	}
 	for _, name := range comps.Realm {
-		ro.Composites = appendUnique(ro.Composites, r.ensureRole("", name).ID)
+		r.addComposite(ro, r.ensureRole("", name).ID)
 	}
 	for clientID, names := range comps.Client {
 		c := r.clientByClientID(clientID)
@@ -169,7 +169,7 @@ func (r *realm) setComposites(ro *role, comps *roleComposites) error {
 			return fmt.Errorf("realm %q: role %q is composed of roles of unknown client %q", r.Name, ro.Name, clientID)
 		}
 		for _, name := range names {
-			ro.Composites = appendUnique(ro.Composites, r.ensureRole(c.ID, name).ID)
+			r.addComposite(ro, r.ensureRole(c.ID, name).ID)
 		}
 	}
 	return nil
@@ -187,12 +187,12 @@ func (r *realm) importDefaultRole(ex *realmExport) {
 	}
 	def := r.ensureRole("", "default-roles-"+strings.ToLower(r.Name))
 	for _, name := range ex.DefaultRoles {
-		def.Composites = appendUnique(def.Composites, r.ensureRole("", name).ID)
+		r.addComposite(def, r.ensureRole("", name).ID)
 	}
 	for _, rep := range ex.Clients {
 		c := r.clientByClientID(str(rep.ClientID))
 		for _, name := range rep.DefaultRoles {
-			def.Composites = appendUnique(def.Composites, r.ensureRole(c.ID, name).ID)
+			r.addComposite(def, r.ensureRole(c.ID, name).ID)
 		}
 	}
 	r.DefaultRoleID = def.ID
@@ -236,7 +236,7 @@ func (r *realm) importUser(rep *userRep) error {
 			u.RoleIDs[r.ensureRole(c.ID, name).ID] = true
 		}
 	}
-	r.Users[u.ID] = u
+	r.putUser(u)
 	return nil
 }
 

@@ -81,11 +81,10 @@ type Server struct {
 	invalidGrant int
 	version      string // Config.Version
 
-	mu      sync.RWMutex
-	st      *state
-	seq     uint64
-	persist *persister // nil when in memory
-	flows   *flows     // logins and codes of the authorization-code flow
+	mu    sync.RWMutex
+	st    *state
+	store *stateLog // nil when in memory
+	flows *flows    // logins and codes of the authorization-code flow
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -127,12 +126,15 @@ func (s *Server) loadState(cfg Config) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("kcemu data dir: %w", err)
 	}
-	path := StateFile(cfg.DataDir)
-	st, err := loadState(path)
+	st, err := loadState(cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	s.st, s.persist = st, &persister{path: path}
+	l, err := openLog(cfg.DataDir, st)
+	if err != nil {
+		return err
+	}
+	s.st, s.store = st, l
 	return nil
 }
 
@@ -157,6 +159,7 @@ func (s *Server) bootstrap(cfg Config) error {
 				return err
 			}
 			st.Realms[r.Name] = r
+			st.touchRealm(r.Name)
 			s.log.Info("realm imported", zap.String("realm", r.Name))
 		}
 		return nil
@@ -202,7 +205,7 @@ func ensureMaster(st *state, adminUser, adminPassword string) error {
 	cli.Name = "${client_admin-cli}"
 	cli.PublicClient, cli.DirectAccessGrantsEnabled, cli.StandardFlowEnabled = true, true, false
 	cli.Attributes[lightweightAttr] = "true"
-	m.Clients[cli.ID] = cli
+	m.putClient(cli)
 	m.ensureDefaults()
 	admin := m.ensureRole("", "admin")
 	admin.Description = "${role_admin}"
@@ -213,8 +216,9 @@ func ensureMaster(st *state, adminUser, adminPassword string) error {
 	}
 	u := &user{ID: newID(), Username: adminUser, Enabled: true, CreatedTimestamp: nowMillis(),
 		Password: h, RoleIDs: map[string]bool{admin.ID: true, m.DefaultRoleID: true}}
-	m.Users[u.ID] = u
+	m.putUser(u)
 	st.Realms[masterRealm] = m
+	st.touchRealm(masterRealm)
 	return nil
 }
 
@@ -233,33 +237,60 @@ func (s *Server) Close() error {
 		if serr := <-s.served; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
 			err = serr
 		}
+		if s.store != nil {
+			s.mu.Lock()
+			if lerr := s.store.close(); lerr != nil && err == nil {
+				err = fmt.Errorf("close emulator log: %w", lerr)
+			}
+			s.mu.Unlock()
+		}
 	})
 	return err
 }
 
-// update runs fn under the write lock and persists the result. fn must leave
-// the state untouched when it returns an error.
+// update runs fn under the write lock and logs what it changed, returning
+// once that is on disk. fn must leave the state untouched when it returns
+// an error; what it noted as changed anyway goes out with the next commit.
 func (s *Server) update(fn func(st *state) error) error {
 	s.mu.Lock()
 	if err := fn(s.st); err != nil {
+		if s.store == nil {
+			s.st.forgetChanges()
+		}
 		s.mu.Unlock()
 		return err
 	}
-	if s.persist == nil {
-		s.mu.Unlock()
-		return nil
-	}
-	s.seq++
-	seq := s.seq
-	data, err := json.Marshal(s.st)
+	seq, err := s.commit()
 	s.mu.Unlock()
+	if err != nil || seq == 0 {
+		return err
+	}
+	return s.store.sync(seq)
+}
+
+// commit appends the changes to the log, under the write lock; 0 when
+// nothing is to be written.
+func (s *Server) commit() (uint64, error) {
+	if s.store == nil {
+		s.st.forgetChanges()
+		return 0, nil
+	}
+	cs, err := s.st.drain()
+	if err != nil || len(cs) == 0 {
+		return 0, err
+	}
+	seq, err := s.store.append(s.st, cs)
 	if err != nil {
-		return fmt.Errorf("marshal emulator state: %w", err)
+		return 0, err
 	}
-	if err := s.persist.write(seq, data); err != nil {
-		return fmt.Errorf("persist emulator state: %w", err)
+	if s.store.full() {
+		// The record is written: a failed compaction leaves a longer log,
+		// not a lost write, and is tried again at the next commit.
+		if err := s.store.compact(s.st); err != nil {
+			s.log.Warn("keycloak emulator: compacting the state log failed", zap.Error(err))
+		}
 	}
-	return nil
+	return seq, nil
 }
 
 // handler is the whole HTTP surface: faults first, then Keycloak's routes.

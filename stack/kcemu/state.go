@@ -12,21 +12,29 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 )
 
 // stateFormatVersion is bumped whenever the on-disk layout changes in a way an
 // older emulator cannot read; a mismatch fails at start rather than resetting.
-const stateFormatVersion = 1
+// Version 2 added the change log next to the snapshot: an emulator reading
+// only version 1's snapshot would lose what the log holds.
+const stateFormatVersion = 2
 
-// stateFileName is the one file the emulator keeps in Config.DataDir.
+// readableFormats are the snapshot versions this emulator loads; version 1
+// is a snapshot without a log.
+var readableFormats = map[int]bool{1: true, 2: true}
+
+// stateFileName is the snapshot the emulator keeps in Config.DataDir.
 const stateFileName = "kcemu-state.json"
 
-// state is everything the emulator knows. It is serialised whole, so every
-// field must be exported and JSON-friendly.
+// state is everything the emulator knows. A snapshot serialises it whole,
+// so every persisted field must be exported and JSON-friendly.
 type state struct {
 	FormatVersion int               `json:"formatVersion"`
+	Seq           uint64            `json:"seq"`    // last change record the snapshot includes
 	Realms        map[string]*realm `json:"realms"` // by realm name
+
+	dirty map[string]struct{} // realms created or deleted since the last commit
 }
 
 type realm struct {
@@ -49,6 +57,8 @@ type realm struct {
 	// Derived at load; never serialised.
 	key   *rsa.PrivateKey
 	keyID string
+	idx   index
+	dirty map[dirtyKey]struct{} // changed since the last commit
 }
 
 type client struct {
@@ -111,6 +121,20 @@ func newState() *state {
 	return &state{FormatVersion: stateFormatVersion, Realms: map[string]*realm{}}
 }
 
+// loaded derives what a read realm does not store: keys, empty maps and
+// the lookups.
+func (r *realm) loaded(name string) error {
+	if r.Name != name {
+		return fmt.Errorf("realm %q is stored as %q", r.Name, name)
+	}
+	if err := r.loadKeys(); err != nil {
+		return err
+	}
+	r.ensureMaps()
+	r.reindex()
+	return nil
+}
+
 // newRealmKeys gives a realm fresh signing material.
 func (r *realm) newKeys() error {
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -166,28 +190,6 @@ func bigEndian(e int) []byte {
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
-// persister writes snapshots crash-safely. Snapshots carry a sequence number
-// so a slow writer never replaces a newer snapshot with an older one.
-type persister struct {
-	path    string
-	mu      sync.Mutex
-	written uint64
-}
-
-// write stores data (snapshot number seq) unless a newer one is already on disk.
-func (p *persister) write(seq uint64, data []byte) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if seq <= p.written {
-		return nil
-	}
-	if err := writeFileAtomic(p.path, data); err != nil {
-		return err
-	}
-	p.written = seq
-	return nil
-}
-
 // writeFileAtomic replaces path with data so that a crash at any instant
 // leaves either the old or the new file, never a torn one.
 func writeFileAtomic(path string, data []byte) error {
@@ -223,10 +225,10 @@ func writeFileAtomic(path string, data []byte) error {
 }
 
 // errFresh is the hint every unreadable state file carries.
-const errFresh = "start with --fresh (or delete the file) to begin from an empty emulator"
+const errFresh = "start with --fresh (or delete " + stateFileName + " and " + logFileName + ") to begin from an empty emulator"
 
-// loadState reads the state file; a missing file is an empty state.
-func loadState(path string) (*state, error) {
+// loadSnapshot reads the snapshot; a missing file is an empty state.
+func loadSnapshot(path string) (*state, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return newState(), nil
@@ -240,7 +242,7 @@ func loadState(path string) (*state, error) {
 	if err := json.Unmarshal(data, &probe); err != nil {
 		return nil, fmt.Errorf("emulator state %s is corrupt (%v); %s", path, err, errFresh)
 	}
-	if probe.FormatVersion == nil || *probe.FormatVersion != stateFormatVersion {
+	if probe.FormatVersion == nil || !readableFormats[*probe.FormatVersion] {
 		got := "none"
 		if probe.FormatVersion != nil {
 			got = fmt.Sprint(*probe.FormatVersion)
@@ -252,14 +254,14 @@ func loadState(path string) (*state, error) {
 	if err := json.Unmarshal(data, st); err != nil {
 		return nil, fmt.Errorf("emulator state %s is corrupt (%v); %s", path, err, errFresh)
 	}
+	st.FormatVersion = stateFormatVersion
 	for name, r := range st.Realms {
-		if r == nil || r.Name != name {
+		if r == nil {
 			return nil, fmt.Errorf("emulator state %s is corrupt (realm %q); %s", path, name, errFresh)
 		}
-		if err := r.loadKeys(); err != nil {
+		if err := r.loaded(name); err != nil {
 			return nil, fmt.Errorf("emulator state %s is corrupt (%v); %s", path, err, errFresh)
 		}
-		r.ensureMaps()
 	}
 	return st, nil
 }
@@ -278,25 +280,45 @@ func (r *realm) ensureMaps() {
 		r.RevokedSessions = map[string]int64{}
 	}
 	for _, u := range r.Users {
-		if u.RoleIDs == nil {
-			u.RoleIDs = map[string]bool{}
-		}
+		u.ensureMaps()
 	}
 	for _, c := range r.Clients {
-		if c.Attributes == nil {
-			c.Attributes = map[string]string{}
-		}
+		c.ensureMaps()
 	}
 }
 
-// StateFile is the file the emulator keeps its state in under dataDir;
-// removing it starts the emulator from nothing.
+func (u *user) ensureMaps() {
+	if u.RoleIDs == nil {
+		u.RoleIDs = map[string]bool{}
+	}
+}
+
+func (c *client) ensureMaps() {
+	if c.Attributes == nil {
+		c.Attributes = map[string]string{}
+	}
+}
+
+// StateFile is the snapshot the emulator keeps its state in under dataDir;
+// LogFile holds the changes since. Removing both (RemoveState) starts the
+// emulator from nothing.
 func StateFile(dataDir string) string { return filepath.Join(dataDir, stateFileName) }
 
 // CheckState reads the state kept in dataDir without serving it, so a
-// supervisor can refuse a corrupt or older state file before it starts
+// supervisor can refuse a corrupt or older state before it starts
 // anything; the error names the file. No file is a blank state: nil.
 func CheckState(dataDir string) error {
-	_, err := loadState(StateFile(dataDir))
+	_, err := loadState(dataDir)
 	return err
+}
+
+// RemoveState deletes the state kept in dataDir, leaving the directory's
+// other files alone.
+func RemoveState(dataDir string) error {
+	for _, p := range []string{StateFile(dataDir), LogFile(dataDir)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove emulator state: %w", err)
+		}
+	}
+	return nil
 }
