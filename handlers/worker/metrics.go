@@ -87,6 +87,9 @@ func (m *metrics) zeroSeries() {
 		sagas.SagaRotate, sagas.SagaMigrate, sagas.SagaQuota} {
 		m.inFlight.WithLabelValues(s)
 	}
+	for _, s := range []string{DeadLetterRejected, DeadLetterMaxDeliveries} {
+		m.deadLetters.WithLabelValues(s)
+	}
 }
 
 func (m *metrics) observeRetry(provider string) { m.retries.WithLabelValues(provider).Inc() }
