@@ -29,6 +29,7 @@ func classify(err error, format string, args ...any) error {
 	return sagas.FromProvider(sagas.ProviderKeycloak, kind(err, format, args...))
 }
 
+// kind is classify without the provider mark.
 func kind(err error, format string, args ...any) error {
 	if err == nil {
 		return nil

@@ -74,6 +74,7 @@ func classify(status *atomic.Int32, err error, format string, args ...any) error
 	return sagas.FromProvider(sagas.ProviderMinIO, kind(status, err, format, args...))
 }
 
+// kind is classify without the provider mark.
 func kind(status *atomic.Int32, err error, format string, args ...any) error {
 	if err == nil {
 		return nil
