@@ -27,6 +27,12 @@ type EngineConfig struct {
 	// ObserveStep, if set, learns how long each step took, retries
 	// included, and how it ended (nil: done); for metrics.
 	ObserveStep func(saga, step string, took time.Duration, err error)
+	// ObserveRetry, if set, learns of every transient failure retried in
+	// place, by the provider that failed (ProviderOf); for metrics.
+	ObserveRetry func(provider string)
+	// ObserveRun, if set, learns that a run of saga started and calls the
+	// returned func when it ends; for the in-flight metrics.
+	ObserveRun func(saga string) (ended func())
 }
 
 // The engine's defaults, defined once; the worker's flags and config
@@ -120,6 +126,9 @@ func (e *Engine) Run(ctx context.Context, s Saga, ws string, rec Record, rev uin
 	run := h.run(&rec)
 	e.log.Info("saga: running", zap.String("workspace", ws), zap.String("saga", s.Name),
 		zap.String("command_id", run.CommandID), zap.String("actor", run.Actor), zap.Strings("steps_done", run.StepsDone))
+	if e.cfg.ObserveRun != nil {
+		defer e.cfg.ObserveRun(s.Name)()
+	}
 	return h.drive(ctx)
 }
 

@@ -43,7 +43,7 @@ func (h *handle) send(ctx context.Context, envs ...events.Envelope) error {
 	for _, env := range envs {
 		err := h.e.retry(ctx, h.ws, "publish "+env.Type, func() error {
 			_, err := h.e.pub.Publish(ctx, env)
-			return err
+			return FromProvider(ProviderNATS, err)
 		})
 		if err != nil {
 			return err

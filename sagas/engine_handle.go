@@ -71,7 +71,7 @@ func (h *handle) update(ctx context.Context, change func(*Record)) error {
 			return fmt.Errorf("lease on %s lost: %w", h.ws, ErrBusy)
 		}
 		if err != nil {
-			return err
+			return FromProvider(ProviderNATS, err)
 		}
 		h.rec, h.rev = next, rev
 		return nil

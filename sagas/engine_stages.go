@@ -178,5 +178,8 @@ func (e *Engine) retry(ctx context.Context, ws, what string, op func() error) er
 	}, backoff.WithContext(b, ctx), func(err error, next time.Duration) {
 		e.log.Warn("saga: transient error, retrying", zap.String("workspace", ws), zap.String("step", what),
 			zap.Duration("in", next), zap.Error(err))
+		if e.cfg.ObserveRetry != nil {
+			e.cfg.ObserveRetry(ProviderOf(err))
+		}
 	})
 }

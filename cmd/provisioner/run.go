@@ -120,6 +120,9 @@ func (s *system) startProjection(ctx context.Context, g *errgroup.Group) error {
 	if err != nil {
 		return err
 	}
+	if err := p.RegisterMetrics(s.metrics); err != nil {
+		return err
+	}
 	g.Go(func() error { return p.Run(ctx) })
 	return nil
 }

@@ -9,8 +9,10 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/eo-workspaces/provisioner/bus"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/readmodel"
 )
@@ -24,6 +26,19 @@ type Projector struct {
 	kv     jetstream.KeyValue
 	schema events.SchemaValidator
 	log    *zap.Logger
+	// metrics are kept even when exported nowhere, so applying never
+	// checks for them; sampleEvery is how often the lag is asked for.
+	metrics     *metrics
+	sampleEvery time.Duration
+}
+
+// lagEvery is how often the projection consumer's lag is sampled: often
+// enough for a dashboard, one small request per projection.
+const lagEvery = 5 * time.Second
+
+// RegisterMetrics exports the projection's lag series with reg.
+func (p *Projector) RegisterMetrics(reg prometheus.Registerer) error {
+	return p.metrics.register(reg)
 }
 
 // NewProjector binds to the projection bucket, which must exist
@@ -33,7 +48,7 @@ func NewProjector(ctx context.Context, js jetstream.JetStream, schema events.Sch
 	if err != nil {
 		return nil, fmt.Errorf("projection bucket: %w", err)
 	}
-	return &Projector{js: js, kv: kv, schema: schema, log: log}, nil
+	return &Projector{js: js, kv: kv, schema: schema, log: log, metrics: newMetrics(), sampleEvery: lagEvery}, nil
 }
 
 func consumerConfig() jetstream.ConsumerConfig {
@@ -55,6 +70,7 @@ func (p *Projector) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("projection consumer: %w", err)
 	}
+	defer bus.SamplePending(ctx, cons, p.sampleEvery, p.metrics.observeConsumer)()
 	it, err := cons.Messages()
 	if err != nil {
 		return fmt.Errorf("projection messages: %w", err)
@@ -100,6 +116,7 @@ func (p *Projector) handle(ctx context.Context, msg jetstream.Msg) error {
 	if err := backoff.Retry(op, backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithMaxElapsedTime(0)), ctx)); err != nil {
 		return fmt.Errorf("apply %s seq %d: %w", env.Type, meta.Sequence.Stream, err)
 	}
+	p.metrics.appliedEvent(meta, time.Now())
 	return msg.Ack()
 }
 

@@ -17,6 +17,10 @@ type metrics struct {
 	commands    *prometheus.CounterVec   // command, outcome
 	steps       *prometheus.HistogramVec // saga, step, outcome
 	deadLetters *prometheus.CounterVec   // subject
+	retries     *prometheus.CounterVec   // provider
+	inFlight    *prometheus.GaugeVec     // saga
+	pending     prometheus.Gauge         // commands not yet delivered
+	ackPending  prometheus.Gauge         // delivered, not yet acknowledged
 }
 
 // newMetrics registers the series with reg; with reg nil they are kept
@@ -36,11 +40,28 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "workspace_worker_dead_letters_total",
 			Help: "Messages copied to WORKSPACE_DEAD_LETTERS, by dead-letter subject.",
 		}, []string{"subject"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "workspace_worker_retries_total",
+			Help: "Transient failures a saga retried in place, by provider (keycloak, minio, nats, other).",
+		}, []string{"provider"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "workspace_worker_sagas_in_flight",
+			Help: "Saga runs under way in this worker, by saga.",
+		}, []string{"saga"}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "workspace_worker_consumer_pending",
+			Help: "Commands in WORKSPACE_COMMANDS not yet delivered to any worker (the shared consumer's NumPending, sampled).",
+		}),
+		ackPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "workspace_worker_consumer_ack_pending",
+			Help: "Commands delivered to a worker and not yet acknowledged (the shared consumer's NumAckPending, sampled).",
+		}),
 	}
+	m.zeroSeries()
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.commands, m.steps, m.deadLetters} {
+	for _, c := range []prometheus.Collector{m.commands, m.steps, m.deadLetters, m.retries, m.inFlight, m.pending, m.ackPending} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register worker metrics: %w", err)
 		}
@@ -54,6 +75,36 @@ func (m *metrics) observeStep(saga, step string, took time.Duration, err error) 
 		outcome = "failed"
 	}
 	m.steps.WithLabelValues(saga, step, outcome).Observe(took.Seconds())
+}
+
+// zeroSeries creates the labelled series that are known in advance, so a
+// dashboard shows 0 rather than no data before the first retry or run.
+func (m *metrics) zeroSeries() {
+	for _, p := range []string{sagas.ProviderKeycloak, sagas.ProviderMinIO, sagas.ProviderNATS, sagas.ProviderOther} {
+		m.retries.WithLabelValues(p)
+	}
+	for _, s := range []string{sagas.SagaCreate, sagas.SagaDelete, sagas.SagaMemberAdd, sagas.SagaMemberRemove,
+		sagas.SagaRotate, sagas.SagaMigrate, sagas.SagaQuota} {
+		m.inFlight.WithLabelValues(s)
+	}
+	for _, s := range []string{DeadLetterRejected, DeadLetterMaxDeliveries} {
+		m.deadLetters.WithLabelValues(s)
+	}
+}
+
+func (m *metrics) observeRetry(provider string) { m.retries.WithLabelValues(provider).Inc() }
+
+// observeRun counts a saga run in flight until the returned func is called.
+func (m *metrics) observeRun(saga string) (ended func()) {
+	g := m.inFlight.WithLabelValues(saga)
+	g.Inc()
+	return g.Dec
+}
+
+// observeConsumer records a sample of the commands consumer's state.
+func (m *metrics) observeConsumer(pending, ackPending uint64) {
+	m.pending.Set(float64(pending))
+	m.ackPending.Set(float64(ackPending))
 }
 
 // commandOutcome names what settle did with a message for the counter.

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/eo-workspaces/provisioner/bus"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/sagas"
 	"github.com/eo-workspaces/provisioner/sagas/names"
@@ -40,6 +41,7 @@ type Config struct {
 	RetryInitial    time.Duration // first in-place backoff (250ms)
 	RetryMax        time.Duration // longest in-place backoff (15s)
 	StepTimeout     time.Duration // one attempt of a step; bounds a graceful stop (1m)
+	SampleEvery     time.Duration // the consumer's pending count sampled for the metrics (5s)
 }
 
 // Defaults of Config; the saga engine's are sagas.Default*.
@@ -49,6 +51,8 @@ const (
 	DefaultMaxAckPending = 1000
 	DefaultAckWait       = 10 * time.Second
 	DefaultNakDelay      = 5 * time.Second
+	// Often enough for a dashboard; one small request per worker.
+	DefaultSampleEvery = 5 * time.Second
 )
 
 // WithDefaults fills the zero fields.
@@ -74,6 +78,9 @@ func (c Config) WithDefaults() Config {
 	if c.NakDelay == 0 {
 		c.NakDelay = DefaultNakDelay
 	}
+	if c.SampleEvery == 0 {
+		c.SampleEvery = DefaultSampleEvery
+	}
 	// The saga engine's settings default where the engine defines them.
 	e := c.engineConfig().WithDefaults()
 	c.LeaseTTL, c.MaxRetryElapsed, c.StepTimeout = e.LeaseTTL, e.MaxRetryElapsed, e.StepTimeout
@@ -96,6 +103,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max ack pending: %d is below the concurrency %d", c.MaxAckPending, c.Concurrency)
 	case c.NakDelay <= 0:
 		return fmt.Errorf("nak delay: %s must be positive", c.NakDelay)
+	case c.SampleEvery <= 0:
+		return fmt.Errorf("sample every: %s must be positive", c.SampleEvery)
 	}
 	return c.engineConfig().Validate()
 }
@@ -206,6 +215,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopAdvisories()
+	defer bus.SamplePending(ctx, cons, w.cfg.SampleEvery, w.metrics.observeConsumer)()
 	if err := w.migrate(ctx); err != nil {
 		return err
 	}
@@ -324,6 +334,8 @@ func (w *Worker) commandHandler(ctx context.Context) (*sagas.CommandHandler, err
 	}
 	ec := w.cfg.engineConfig()
 	ec.ObserveStep = w.metrics.observeStep
+	ec.ObserveRetry = w.metrics.observeRetry
+	ec.ObserveRun = w.metrics.observeRun
 	return sagas.NewApplication(sagas.AppConfig{Engine: ec, Endpoint: w.cfg.Endpoint, Region: w.cfg.Region}, sagas.Ports{
 		Progress: progress.NewKV(sagaKV), Events: w.deps.Publisher, Identity: w.deps.Identity, Store: w.deps.Store,
 		Vault: w.deps.Secrets, Names: names.NewKV(namesKV), Shares: shares.NewKV(sharesKV), Log: w.log,

@@ -483,6 +483,7 @@ workspace_worker_commands_total{command="create",outcome="done"} 1
 workspace_worker_commands_total{command="create",outcome="rejected"} 1
 # HELP workspace_worker_dead_letters_total Messages copied to WORKSPACE_DEAD_LETTERS, by dead-letter subject.
 # TYPE workspace_worker_dead_letters_total counter
+workspace_worker_dead_letters_total{subject="workspace.dlq.max_deliveries"} 0
 workspace_worker_dead_letters_total{subject="workspace.dlq.rejected"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "workspace_worker_commands_total", "workspace_worker_dead_letters_total"); err != nil {

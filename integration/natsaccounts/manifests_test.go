@@ -1,10 +1,11 @@
 package natsaccounts
 
 import (
-	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,13 +43,9 @@ func TestYAMLParses(t *testing.T) {
 // TestEnvMatchesFlags asserts that every PROVISIONER_* name in deploy/ is
 // the environment variable of a flag the built binary lists in --help.
 func TestEnvMatchesFlags(t *testing.T) {
-	out, err := exec.Command(buildProvisioner(t), "--help").CombinedOutput()
-	if err != nil {
-		t.Fatalf("provisioner --help: %v\n%s", err, out)
-	}
 	known := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^\s+(?:-\w, )?--([a-z][a-z0-9-]+)`).FindAllStringSubmatch(string(out), -1) {
-		known["PROVISIONER_"+strings.ToUpper(strings.ReplaceAll(m[1], "-", "_"))] = true
+	for flag := range helpFlags(t) {
+		known["PROVISIONER_"+strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))] = true
 	}
 	for _, want := range []string{"PROVISIONER_NATS_URL", "PROVISIONER_NATS_REPLICAS", "PROVISIONER_SHUTDOWN_TIMEOUT"} {
 		if !known[want] {
@@ -105,7 +102,11 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("ConfigMap carries the secret %s", k)
 		}
 	}
-	for role, replicas := range map[string]int{"api": 2, "worker": -1, "projection": 1} {
+	_, httpPort, err := net.SplitHostPort(dig(cm, "data", "PROVISIONER_HTTP_ADDR").(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for role, replicas := range map[string]int{"api": 2, "worker": 3, "projection": 1} {
 		d := byName["Deployment/provisioner-"+role]
 		if d == nil {
 			t.Fatalf("no Deployment provisioner-%s", role)
@@ -123,6 +124,12 @@ func TestKubernetesManifests(t *testing.T) {
 		if env["name"] != "PROVISIONER_ROLES" || env["value"] != role {
 			t.Errorf("%s: runs roles %v", role, env)
 		}
+		if port := dig(asAnyList(c["ports"])[0], "containerPort"); fmt.Sprint(port) != httpPort {
+			t.Errorf("%s: containerPort %v, --http-addr's is %s", role, port, httpPort)
+		}
+		if c["image"] != "provisioner" {
+			t.Errorf("%s: image %v, not the one kustomization pins", role, c["image"])
+		}
 		if dig(c, "resources", "requests", "cpu") == nil || dig(c, "resources", "requests", "memory") == nil {
 			t.Errorf("%s: no resource requests", role)
 		}
@@ -134,6 +141,11 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Error("no API Service or NetworkPolicy")
 	}
 	kust := yamlDocs(t, filepath.Join(deployDir, "k8s", "kustomization.yaml"))[0]
+	for _, img := range asAnyList(kust["images"]) {
+		if tag := fmt.Sprint(dig(img, "newTag")); tag == "latest" || tag == "<nil>" {
+			t.Errorf("kustomization: image %v is not pinned", dig(img, "name"))
+		}
+	}
 	for _, r := range kust["resources"].([]any) {
 		if _, err := os.Stat(filepath.Join(deployDir, "k8s", r.(string))); err != nil {
 			t.Errorf("kustomization resource %s: %v", r, err)
@@ -141,59 +153,19 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 }
 
-// TestCompose checks the compose file's services, the realm import and
-// the Dockerfile it builds.
-func TestCompose(t *testing.T) {
-	c := yamlDocs(t, filepath.Join(deployDir, "docker-compose.yml"))[0]
-	services := c["services"].(map[string]any)
-	for _, s := range []string{"nats", "minio", "keycloak", "provisioner"} {
-		if services[s] == nil {
-			t.Fatalf("service %s missing", s)
-		}
-	}
-	kc := services["keycloak"].(map[string]any)
-	if !strings.HasPrefix(kc["image"].(string), "quay.io/keycloak/keycloak:26.") {
-		t.Errorf("keycloak image %v", kc["image"])
-	}
-	if cmd := kc["command"].([]any); cmd[0] != "start-dev" || !slices.Contains(cmd, any("--import-realm")) {
-		t.Errorf("keycloak command %v", cmd)
-	}
-	mounted := false
-	for _, v := range kc["volumes"].([]any) {
-		parts := strings.Split(v.(string), ":")
-		if strings.HasPrefix(parts[1], "/opt/keycloak/data/import/") {
-			if _, err := os.Stat(filepath.Join(deployDir, parts[0])); err != nil {
-				t.Errorf("realm %s: %v", parts[0], err)
-			}
-			mounted = strings.HasSuffix(parts[0], "stack/kcemu/devrealm.json")
-		}
-	}
-	if !mounted {
-		t.Error("the dev realm is not mounted into /opt/keycloak/data/import")
-	}
-	nats := services["nats"].(map[string]any)
-	for k := range nats["environment"].(map[string]any) {
-		if !strings.HasPrefix(k, "NATS_") {
-			t.Errorf("nats env %s", k)
-		}
-	}
-	for _, svc := range services {
-		for _, p := range svc.(map[string]any)["ports"].([]any) {
-			if !strings.HasPrefix(p.(string), "127.0.0.1:") {
-				t.Errorf("port %s is published beyond loopback", p)
-			}
-		}
-	}
-	build := dig(services["provisioner"].(map[string]any), "build").(map[string]any)
-	docker, err := os.ReadFile(filepath.Join(deployDir, build["context"].(string), build["dockerfile"].(string)))
+// helpFlags are the long flags (without "--") the built binary lists in
+// --help.
+func helpFlags(t *testing.T) map[string]bool {
+	t.Helper()
+	out, err := exec.Command(buildProvisioner(t), "--help").CombinedOutput()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("provisioner --help: %v\n%s", err, out)
 	}
-	for _, want := range []string{"FROM golang:1.26 ", "./cmd/provisioner", "CGO_ENABLED=0", "FROM gcr.io/distroless/static", "USER nonroot"} {
-		if !bytes.Contains(docker, []byte(want)) {
-			t.Errorf("Dockerfile lacks %q", want)
-		}
+	flags := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\s+(?:-\w, )?--([a-z][a-z0-9-]+)`).FindAllStringSubmatch(string(out), -1) {
+		flags[m[1]] = true
 	}
+	return flags
 }
 
 // filesUnder yields the files under dir with one of the extensions (any

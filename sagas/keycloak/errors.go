@@ -20,11 +20,17 @@ func status(err error) int {
 	return 0
 }
 
-// classify wraps err with what was being done and marks it permanent when
-// it is a 4xx that a retry cannot fix (400, 401 after a fresh token, 403,
-// a 404 the caller did not expect); no answer, 408, 429 and 5xx stay
-// transient, and 409 becomes sagas.ErrConflict.
+// classify wraps err with what was being done and marks it as Keycloak's
+// (for the retry metrics) and permanent when it is a 4xx that a retry
+// cannot fix (400, 401 after a fresh token, 403, a 404 the caller did not
+// expect); no answer, 408, 429 and 5xx stay transient, and 409 becomes
+// sagas.ErrConflict.
 func classify(err error, format string, args ...any) error {
+	return sagas.FromProvider(sagas.ProviderKeycloak, kind(err, format, args...))
+}
+
+// kind is classify without the provider mark.
+func kind(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
 	}

@@ -67,9 +67,15 @@ func (t statusTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // classify wraps a provider error with what was being done and marks it
-// permanent when it is a 4xx a retry cannot fix; network errors,
-// timeouts, 408, 429 and 5xx stay transient.
+// as MinIO's (for the retry metrics) and permanent when it is a 4xx a
+// retry cannot fix; network errors, timeouts, 408, 429 and 5xx stay
+// transient.
 func classify(status *atomic.Int32, err error, format string, args ...any) error {
+	return sagas.FromProvider(sagas.ProviderMinIO, kind(status, err, format, args...))
+}
+
+// kind is classify without the provider mark.
+func kind(status *atomic.Int32, err error, format string, args ...any) error {
 	if err == nil {
 		return nil
 	}

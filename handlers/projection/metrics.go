@@ -1,0 +1,56 @@
+package projection
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the projection's Prometheus series: how far the read model
+// is behind the events stream, in events and in seconds.
+type metrics struct {
+	lag     prometheus.Gauge // events not yet applied
+	delay   prometheus.Gauge // stored → applied, of the newest applied event
+	applied prometheus.Gauge // stream sequence of the newest applied event
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "workspace_projection_lag_events",
+			Help: "Events in WORKSPACE_EVENTS the projection has not applied yet (its consumer's pending and unacknowledged, sampled).",
+		}),
+		delay: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "workspace_projection_delay_seconds",
+			Help: "Time from when the newest applied event was stored to when the read model had it.",
+		}),
+		applied: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "workspace_projection_last_applied_sequence",
+			Help: "WORKSPACE_EVENTS stream sequence of the newest event applied to the read model.",
+		}),
+	}
+}
+
+func (m *metrics) register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{m.lag, m.delay, m.applied} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register projection metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// appliedEvent records an event the read model now holds.
+func (m *metrics) appliedEvent(meta *jetstream.MsgMetadata, now time.Time) {
+	m.applied.Set(float64(meta.Sequence.Stream))
+	m.delay.Set(now.Sub(meta.Timestamp).Seconds())
+}
+
+// observeConsumer records a sample of the projection consumer's state:
+// the messages not delivered yet and those delivered (prefetched or being
+// applied) without an ack are both still to be applied.
+func (m *metrics) observeConsumer(pending, ackPending uint64) {
+	m.lag.Set(float64(pending + ackPending))
+}
