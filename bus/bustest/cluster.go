@@ -33,6 +33,28 @@ func StartCluster(tb testing.TB) jetstream.JetStream {
 // StartBareCluster is StartCluster without the streams and buckets.
 func StartBareCluster(tb testing.TB) jetstream.JetStream {
 	tb.Helper()
+	return Connect(tb, StartClusterServers(tb)...)
+}
+
+// Connect returns a JetStream connection to the servers at urls.
+func Connect(tb testing.TB, urls ...string) jetstream.JetStream {
+	tb.Helper()
+	nc, err := nats.Connect(strings.Join(urls, ","))
+	if err != nil {
+		tb.Fatalf("connect to %v: %v", urls, err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return js
+}
+
+// StartClusterServers starts the three servers of a cluster and returns
+// their client URLs.
+func StartClusterServers(tb testing.TB) []string {
+	tb.Helper()
 	ports := [3]int{freePort(tb), freePort(tb), freePort(tb)}
 	var routes []*url.URL
 	for _, p := range ports {
@@ -47,16 +69,7 @@ func StartBareCluster(tb testing.TB) jetstream.JetStream {
 		}
 		urls = append(urls, startServer(tb, opts).ClientURL())
 	}
-	nc, err := nats.Connect(strings.Join(urls, ","))
-	if err != nil {
-		tb.Fatalf("connect to the cluster: %v", err)
-	}
-	tb.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return js
+	return urls
 }
 
 func startServer(tb testing.TB, opts *server.Options) *server.Server {
