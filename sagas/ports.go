@@ -138,8 +138,9 @@ type ObjectStore interface {
 	EnsureBucket(ctx context.Context, bucket string) error
 	// AdoptBucket finishes an EnsureBucket a crash cut short between
 	// creating the bucket and marking it: a bucket without any tags,
-	// created at or after since, is tagged as ours. Ours already is
-	// success; ErrNotOurs for a bucket tagged otherwise or made before
+	// holding no object, version or upload, created at or after since (to
+	// the millisecond), is tagged as ours. Ours already is success;
+	// ErrNotOurs for a bucket tagged otherwise, not empty or made before
 	// since; ErrNotFound for none.
 	AdoptBucket(ctx context.Context, bucket string, since time.Time) error
 	// DeleteBucket removes our bucket; absent is success. With purge false
