@@ -95,7 +95,7 @@ type State struct {
 type Params struct {
 	Owner    string `json:"owner,omitempty"`
 	Purge    bool   `json:"purge,omitempty"`
-	Force    bool   `json:"force,omitempty"` // a delete that abandoned a pending run
+	Force    bool   `json:"force,omitempty"`     // a delete that abandoned a pending run
 	Username string `json:"username,omitempty"`  // membership changes
 	ClientID string `json:"client_id,omitempty"` // member_add of a client application
 	// credentials_rotate: everyone's keys (All) or Username's, the old
