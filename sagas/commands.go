@@ -130,7 +130,12 @@ func (c *CommandHandler) create(ctx context.Context, env events.Envelope, cmd *e
 	case rec.CreatedBy == env.ID:
 		c.skip(env, rec, "this create was applied already")
 		return nil
-	case rev == 0 || rec.Status == events.StatusDeleted:
+	case rev == 0:
+		return c.start(ctx, env, c.sagas.Create(), Params{Owner: cmd.DefaultOwner}, rec, rev)
+	case rec.Status == events.StatusDeleted:
+		if err := c.notHeld(ctx, env.Subject); err != nil {
+			return err
+		}
 		return c.start(ctx, env, c.sagas.Create(), Params{Owner: cmd.DefaultOwner}, rec, rev)
 	case rec.Saga == SagaCreate:
 		c.skip(env, rec, "workspace exists already")
@@ -138,6 +143,21 @@ func (c *CommandHandler) create(ctx context.Context, env events.Envelope, cmd *e
 	default:
 		return Rejectf("workspace %s is being deleted (%s at step %s); finish the delete first", env.Subject, rec.Status, rec.FailedStep)
 	}
+}
+
+// notHeld refuses a create of a name still held after its deletion: the
+// API says so before publishing, a command sent straight to NATS learns
+// it here.
+func (c *CommandHandler) notHeld(ctx context.Context, ws string) error {
+	until, err := c.sagas.d.Names.HeldUntil(ctx, ws)
+	switch {
+	case err != nil:
+		return fmt.Errorf("is the name %s held: %w", ws, err)
+	case !until.IsZero():
+		return Rejectf("the name %s belonged to a deleted workspace and is held until %s; a platform admin may release it early",
+			ws, until.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 func (c *CommandHandler) delete(ctx context.Context, env events.Envelope, cmd *events.Delete, rec Record, rev uint64) error {

@@ -96,7 +96,11 @@ type Vault interface {
 
 // Names releases a workspace name reservation so the name can be reused.
 type Names interface {
-	Release(ctx context.Context, name string) error
+	// Hold keeps a deleted workspace's name from being taken until until;
+	// a zero until frees it at once.
+	Hold(ctx context.Context, name string, until time.Time) error
+	// HeldUntil says until when the name is held (zero: it is not).
+	HeldUntil(ctx context.Context, name string) (time.Time, error)
 }
 
 // ManagedBy marks every resource this system creates (a Keycloak client

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -20,6 +21,9 @@ type ProvisionerDeps struct {
 	Vault    Vault
 	Names    Names
 	Log      *zap.Logger
+	// NameHold is how long a deleted workspace's name stays held (zero:
+	// freed at once).
+	NameHold time.Duration
 }
 
 // Provisioner defines the sagas of a workspace: create and delete, and the
@@ -195,8 +199,14 @@ func (p *Provisioner) deleteClient(ctx context.Context, st *State) error {
 	return p.notOursIsGone(st, "keycloak client", p.d.Identity.DeleteClient(ctx, st.Workspace))
 }
 
+// releaseName holds the name for NameHold, then frees it. (The step keeps
+// its old name: stored records refer to it.)
 func (p *Provisioner) releaseName(ctx context.Context, st *State) error {
-	return p.d.Names.Release(ctx, st.Workspace)
+	var until time.Time
+	if p.d.NameHold > 0 {
+		until = time.Now().Add(p.d.NameHold)
+	}
+	return p.d.Names.Hold(ctx, st.Workspace, until)
 }
 
 // notOursIsGone lets a delete finish when a resource of that name exists

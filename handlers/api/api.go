@@ -200,6 +200,7 @@ func (s *server) routes(g prometheus.Gatherer) []route {
 		{pattern: "POST /workspaces/{name}/credentials/sts", handle: s.sts},
 		{pattern: "POST /workspaces/{name}/credentials/rotate", handle: s.rotate},
 		{pattern: "GET /workspaces/{name}/events", handle: s.history},
+		{pattern: "DELETE /names/{name}", handle: s.releaseName},
 		{pattern: "GET /healthz", public: true, handle: s.healthz},
 		{pattern: "GET /readyz", public: true, handle: s.readyz},
 		{pattern: "GET /metrics", public: true, raw: metricsHandler(g)},

@@ -98,6 +98,8 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		{method: "POST", path: "/workspaces/ws-f/retry", user: "admin"},
 		{method: "POST", path: "/workspaces/ws-a/retry", user: "admin", body: `{}`},
 		{method: "DELETE", path: "/workspaces/ws-a?purge=true", user: "admin"},
+		{method: "DELETE", path: "/workspaces/ws-f?force=true", user: "admin"},
+		{method: "DELETE", path: "/names/ws-nothing-held", user: "admin"},
 		{method: "GET", path: "/healthz"},
 		{method: "GET", path: "/readyz"},
 		{method: "GET", path: "/metrics"},

@@ -39,6 +39,7 @@ type Config struct {
 	RetryInitial    time.Duration // first in-place backoff (250ms)
 	RetryMax        time.Duration // longest in-place backoff (15s)
 	StepTimeout     time.Duration // one attempt of a step; bounds a graceful stop (1m)
+	NameHold        time.Duration // a deleted workspace's name is held (30 days); negative: freed at once
 }
 
 // Defaults of Config; the saga engine's are sagas.Default*.
@@ -48,6 +49,7 @@ const (
 	DefaultMaxAckPending = 1000
 	DefaultAckWait       = 10 * time.Second
 	DefaultNakDelay      = 5 * time.Second
+	DefaultNameHold      = 30 * 24 * time.Hour
 )
 
 // WithDefaults fills the zero fields.
@@ -72,6 +74,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.NakDelay == 0 {
 		c.NakDelay = DefaultNakDelay
+	}
+	if c.NameHold == 0 {
+		c.NameHold = DefaultNameHold
 	}
 	// The saga engine's settings default where the engine defines them.
 	e := c.engineConfig().WithDefaults()
@@ -319,7 +324,8 @@ func (w *Worker) commandHandler(ctx context.Context) (*sagas.CommandHandler, err
 	}
 	ec := w.cfg.engineConfig()
 	ec.ObserveStep = w.metrics.observeStep
-	return sagas.NewApplication(sagas.AppConfig{Engine: ec, Endpoint: w.cfg.Endpoint, Region: w.cfg.Region}, sagas.Ports{
+	return sagas.NewApplication(sagas.AppConfig{Engine: ec, Endpoint: w.cfg.Endpoint, Region: w.cfg.Region,
+		NameHold: max(w.cfg.NameHold, 0)}, sagas.Ports{
 		Progress: progress.NewKV(sagaKV), Events: w.deps.Publisher, Identity: w.deps.Identity, Store: w.deps.Store,
 		Vault: w.deps.Secrets, Names: names.NewKV(namesKV), Log: w.log,
 	})
