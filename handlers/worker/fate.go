@@ -22,9 +22,9 @@ import (
 const (
 	DeadLetterRejected      = events.DeadLetterSubjectPrefix + "rejected"
 	DeadLetterMaxDeliveries = events.DeadLetterSubjectPrefix + "max_deliveries"
-	HeaderReason            = "Dlq-Reason"
-	HeaderOriginalSubject   = "Dlq-Original-Subject"
-	HeaderOriginalSequence  = "Dlq-Original-Sequence"
+	HeaderReason            = events.HeaderDeadLetterReason
+	HeaderOriginalSubject   = events.HeaderDeadLetterOriginalSubject
+	HeaderOriginalSequence  = events.HeaderDeadLetterOriginalSequence
 )
 
 // process checks what the message is before any saga sees it: valid
