@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eo-workspaces/provisioner/tracing"
 )
 
 // SchemaValidator checks a whole envelope against the schema of its type.
@@ -41,6 +43,7 @@ func (p *Publisher) Publish(ctx context.Context, env Envelope) (Published, error
 	if err != nil {
 		return Published{}, err
 	}
+	tracing.Inject(ctx, msg.Header) // the command's handling joins the caller's trace
 	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(env.ID))
 	if err != nil {
 		return Published{}, fmt.Errorf("publish %s %s: %w", env.Type, env.ID, err)

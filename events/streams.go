@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -24,14 +25,19 @@ const (
 const MaxDeliveriesAdvisories = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + CommandsStream + ".*"
 
 // KV buckets: the read model, name reservations, idempotency answers,
-// saga progress and encrypted secrets.
+// saga progress, encrypted secrets and share links.
 const (
 	ProjectionBucket  = "workspace_projection"
 	NamesBucket       = "workspace_names"
 	IdempotencyBucket = "workspace_idempotency"
 	SagaBucket        = "workspace_sagas"
 	SecretsBucket     = "workspace_secrets"
+	SharesBucket      = "workspace_shares"
 )
+
+// SharesTTL is how long a share link's record outlives its last change:
+// long past its 7 days at most, so ended links stay listed a while, then go.
+const SharesTTL = 30 * 24 * time.Hour
 
 // TopologyConfig sizes the streams; zero values take the defaults.
 type TopologyConfig struct {
@@ -41,6 +47,8 @@ type TopologyConfig struct {
 	DuplicateWindow time.Duration
 	// IdempotencyTTL is how long an Idempotency-Key answers the same.
 	IdempotencyTTL time.Duration
+	// SetupTimeout bounds EnsureTopology's retries.
+	SetupTimeout time.Duration
 }
 
 // Defaults of TopologyConfig.
@@ -48,6 +56,10 @@ const (
 	DefaultReplicas        = 1
 	DefaultDuplicateWindow = 10 * time.Minute
 	DefaultIdempotencyTTL  = 24 * time.Hour
+	DefaultSetupTimeout    = 2 * time.Minute
+	// setupAttempt bounds one attempt: a cluster that has not elected its
+	// meta leader yet times out a request rather than refusing it.
+	setupAttempt = 10 * time.Second
 )
 
 // WithDefaults fills the zero fields.
@@ -60,6 +72,9 @@ func (c TopologyConfig) WithDefaults() TopologyConfig {
 	}
 	if c.IdempotencyTTL == 0 {
 		c.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	if c.SetupTimeout == 0 {
+		c.SetupTimeout = DefaultSetupTimeout
 	}
 	return c
 }
@@ -74,6 +89,9 @@ func (c TopologyConfig) Validate() error {
 	}
 	if c.DuplicateWindow < time.Second {
 		return fmt.Errorf("duplicate window: %s is too short", c.DuplicateWindow)
+	}
+	if c.SetupTimeout < 0 {
+		return fmt.Errorf("setup timeout: %s is negative", c.SetupTimeout)
 	}
 	return nil
 }
@@ -121,16 +139,30 @@ func KVConfigs(c TopologyConfig) []jetstream.KeyValueConfig {
 		kv(IdempotencyBucket, "Answers to requests by Idempotency-Key", c.IdempotencyTTL, 1),
 		kv(SagaBucket, "Saga progress, one key per workspace", 0, 1),
 		kv(SecretsBucket, "Workspace credentials, encrypted", 0, 1),
+		kv(SharesBucket, "Share links, one key per link (workspace.id), secrets hashed", SharesTTL, 1),
 	}
 }
 
 // EnsureTopology creates or updates every stream and KV bucket. It never
-// deletes or purges: running it at every start-up is safe.
+// deletes or purges: running it at every start-up is safe. It retries for
+// up to SetupTimeout: processes started together on a fresh cluster
+// create the same streams at once, and a cluster still electing its leader
+// times requests out; both settle within seconds.
 func EnsureTopology(ctx context.Context, js jetstream.JetStream, c TopologyConfig) error {
 	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("topology config: %w", err)
 	}
+	b := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(2*time.Second), backoff.WithMaxElapsedTime(c.SetupTimeout))
+	return backoff.Retry(func() error {
+		actx, cancel := context.WithTimeout(ctx, setupAttempt)
+		defer cancel()
+		return ensureOnce(actx, js, c)
+	}, backoff.WithContext(b, ctx))
+}
+
+func ensureOnce(ctx context.Context, js jetstream.JetStream, c TopologyConfig) error {
 	for _, sc := range StreamConfigs(c) {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)

@@ -26,6 +26,14 @@ const (
 	TypeCredentialsIssued  = "workspace.credentials.issued"
 	TypeCredentialsRevoked = "workspace.credentials.revoked"
 	TypeSessionIssued      = "workspace.credentials.session.issued"
+
+	TypeQuotaSet     = "workspace.quota.set"
+	TypeQuotaChanged = "workspace.quota.changed"
+
+	TypeShareCreated = "workspace.share.created"
+	TypeShareRevoked = "workspace.share.revoked"
+	TypeShareExpired = "workspace.share.expired"
+	TypeShareUsedUp  = "workspace.share.used_up"
 )
 
 // Kind tells commands (requests to act) from events (facts that happened).
@@ -81,6 +89,7 @@ func init() {
 	register(KindCommand, "retry", func() Payload { return &Retry{} })
 	register(KindCommand, "credentials.rotate", func() Payload { return &CredentialsRotate{} })
 	register(KindCommand, "credentials.migrate", func() Payload { return &CredentialsMigrate{} })
+	register(KindCommand, "quota.set", func() Payload { return &QuotaSet{} })
 	register(KindEvent, "status", func() Payload { return &StatusChanged{} })
 	register(KindEvent, "step.completed", func() Payload { return &StepCompleted{} })
 	register(KindEvent, "step.failed", func() Payload { return &StepFailed{} })
@@ -89,6 +98,11 @@ func init() {
 	register(KindEvent, "credentials.issued", func() Payload { return &CredentialsIssued{} })
 	register(KindEvent, "credentials.revoked", func() Payload { return &CredentialsRevoked{} })
 	register(KindEvent, "credentials.session.issued", func() Payload { return &SessionIssued{} })
+	register(KindEvent, "quota.changed", func() Payload { return &QuotaChanged{} })
+	register(KindEvent, "share.created", func() Payload { return &ShareCreated{} })
+	register(KindEvent, "share.revoked", func() Payload { return &ShareRevoked{} })
+	register(KindEvent, "share.expired", func() Payload { return &ShareExpired{} })
+	register(KindEvent, "share.used_up", func() Payload { return &ShareUsedUp{} })
 }
 
 // Lookup returns the spec of a registered type.
@@ -137,6 +151,8 @@ const (
 type Create struct {
 	PreferredName string `json:"preferred_name"`
 	DefaultOwner  string `json:"default_owner"`
+	// QuotaMB, if set, caps what the bucket may hold (MinIO's hard quota).
+	QuotaMB *int64 `json:"quota_mb,omitempty"`
 }
 
 // Delete asks for a workspace to be removed. Without Purge a bucket that
@@ -244,6 +260,47 @@ type SessionIssued struct {
 	Expiration time.Time `json:"expiration"`
 }
 
+// MaxQuotaMB is the largest quota_mb (1 PiB), as the schemas say.
+const MaxQuotaMB = 1 << 30
+
+// QuotaSet sets the bucket's hard quota in MiB (MinIO's MB are 2^20
+// bytes), or removes it with nil. The field is always present: null is
+// the removal, not a mistake.
+type QuotaSet struct {
+	QuotaMB *int64 `json:"quota_mb"`
+}
+
+// QuotaChanged records the bucket's hard quota now in force (nil: none).
+type QuotaChanged struct {
+	QuotaMB *int64 `json:"quota_mb"`
+}
+
+// ShareCreated records a share link made by its creator (the actor);
+// never the link's secret.
+type ShareCreated struct {
+	ID        string    `json:"id"`
+	Path      string    `json:"path"`
+	ExpiresAt time.Time `json:"expires_at"`
+	MaxUses   int       `json:"max_uses,omitempty"` // 0: unlimited
+}
+
+// ShareEnded is what the events of a share link's end say: which link,
+// and how often it was used.
+type ShareEnded struct {
+	ID   string `json:"id"`
+	Path string `json:"path"`
+	Uses int    `json:"uses"`
+}
+
+// ShareRevoked records a share link revoked by the actor.
+type ShareRevoked ShareEnded
+
+// ShareExpired records a share link past its expiry.
+type ShareExpired ShareEnded
+
+// ShareUsedUp records a share link used max_uses times.
+type ShareUsedUp ShareEnded
+
 // MemberRemoved records that a user no longer holds a workspace role.
 type MemberRemoved struct {
 	Username string `json:"username"`
@@ -293,6 +350,24 @@ func (*CredentialsRevoked) EventType() string { return TypeCredentialsRevoked }
 
 // EventType implements Payload.
 func (*SessionIssued) EventType() string { return TypeSessionIssued }
+
+// EventType implements Payload.
+func (*QuotaSet) EventType() string { return TypeQuotaSet }
+
+// EventType implements Payload.
+func (*QuotaChanged) EventType() string { return TypeQuotaChanged }
+
+// EventType implements Payload.
+func (*ShareCreated) EventType() string { return TypeShareCreated }
+
+// EventType implements Payload.
+func (*ShareRevoked) EventType() string { return TypeShareRevoked }
+
+// EventType implements Payload.
+func (*ShareExpired) EventType() string { return TypeShareExpired }
+
+// EventType implements Payload.
+func (*ShareUsedUp) EventType() string { return TypeShareUsedUp }
 
 func decodeStrict(raw []byte, into any) error {
 	if len(raw) == 0 {

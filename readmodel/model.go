@@ -28,9 +28,11 @@ type Workspace struct {
 	Storage    *events.Storage `json:"storage,omitempty"`
 	// MemberError is why the latest membership change failed, until a
 	// later one succeeds; the workspace's status is not affected.
-	MemberError string    `json:"last_member_error,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	MemberError string `json:"last_member_error,omitempty"`
+	// QuotaMB is the bucket's hard quota in MiB, nil when it has none.
+	QuotaMB   *int64    `json:"quota_mb,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// LastSeq is the stream sequence of the last event applied; an event
 	// at or below it is a redelivery and changes nothing.
 	LastSeq       uint64 `json:"last_seq"`
@@ -67,6 +69,14 @@ func Apply(ws *Workspace, env events.Envelope, seq uint64) (bool, error) {
 	case *events.MemberAdded:
 		setMember(ws, Member{Username: e.Username, Role: e.Role, Kind: e.Kind, ClientID: e.ClientID})
 		ws.MemberError = ""
+	case *events.QuotaChanged:
+		ws.QuotaMB = e.QuotaMB
+	case *events.ShareCreated, *events.ShareRevoked, *events.ShareExpired, *events.ShareUsedUp:
+		// A link's life is not the workspace's: the API publishes these
+		// at any time (an expiry too), and the workspace's updated_at must
+		// not move past a delete the API accepted and shows as deleting.
+		ws.LastSeq = seq
+		return true, nil
 	case *events.MemberRemoved:
 		ws.Members = slices.DeleteFunc(ws.Members, func(m Member) bool { return m.Username == e.Username })
 		ws.MemberError = ""
@@ -99,14 +109,17 @@ func applyStatus(ws *Workspace, e *events.StatusChanged) {
 		ws.Storage = nil
 		ws.Members = nil
 		ws.MemberError = ""
+		ws.QuotaMB = nil
 	}
 }
 
 // membershipSaga tells the sagas of membership changes, whose steps are
 // not the workspace's provisioning and whose failures leave its status be.
-// (Credential rotations run beside the workspace the same way.)
+// (Credential rotations and quota changes run beside the workspace the
+// same way.)
 func membershipSaga(saga string) bool {
-	return saga == "member_add" || saga == "member_remove" || saga == "credentials_rotate" || saga == "migrate"
+	return saga == "member_add" || saga == "member_remove" || saga == "credentials_rotate" || saga == "migrate" ||
+		saga == "quota_set"
 }
 
 func setMember(ws *Workspace, m Member) {

@@ -59,3 +59,21 @@ func TestMembershipFailuresLeaveTheStatusAlone(t *testing.T) {
 		t.Fatalf("after a member add: %+v", ws)
 	}
 }
+
+// Share link events move the workspace neither in updated_at nor in
+// correlation: they may come at any time, a link's expiry too.
+func TestShareEventsLeaveTheWorkspaceAlone(t *testing.T) {
+	var ws readmodel.Workspace
+	ready, _ := events.New("ws-a", &events.StatusChanged{Status: events.StatusReady}, events.Meta{Actor: "t"})
+	if _, err := readmodel.Apply(&ws, ready, 1); err != nil {
+		t.Fatal(err)
+	}
+	before := ws
+	expired, _ := events.New("ws-a", &events.ShareExpired{ID: "0123456789abcdef", Path: "p"}, events.Meta{Actor: "t"})
+	if changed, err := readmodel.Apply(&ws, expired, 2); err != nil || !changed {
+		t.Fatalf("changed %v err %v", changed, err)
+	}
+	if ws.LastSeq != 2 || !ws.UpdatedAt.Equal(before.UpdatedAt) || ws.CorrelationID != before.CorrelationID {
+		t.Fatalf("after a share event: %+v, before %+v", ws, before)
+	}
+}

@@ -22,11 +22,13 @@ type Reader struct {
 	names  []string // sorted, for cursor pagination
 	ready  chan struct{}
 	log    *zap.Logger
+	subs   map[chan Workspace]struct{} // live views, under mu
 }
 
 // NewReader returns an empty reader; Run fills it.
 func NewReader(log *zap.Logger) *Reader {
-	return &Reader{byName: map[string]*Workspace{}, ready: make(chan struct{}), log: log}
+	return &Reader{byName: map[string]*Workspace{}, ready: make(chan struct{}), log: log,
+		subs: map[chan Workspace]struct{}{}}
 }
 
 // Run watches the projection bucket until ctx ends. Ready is closed once
@@ -74,6 +76,7 @@ func (r *Reader) apply(e jetstream.KeyValueEntry) {
 		if i, ok := slices.BinarySearch(r.names, name); ok {
 			r.names = slices.Delete(r.names, i, i+1)
 		}
+		r.notify(Workspace{Name: name}) // gone from the model (a rebuild purges it)
 		return
 	}
 	var ws Workspace
@@ -86,6 +89,39 @@ func (r *Reader) apply(e jetstream.KeyValueEntry) {
 		r.names = slices.Insert(r.names, i, name)
 	}
 	r.byName[name] = &ws
+	r.notify(clone(&ws))
+}
+
+// Subscribe returns a channel that receives every workspace written to the
+// model after the call (one with only a Name when it was removed), and a
+// function that ends the subscription. A subscriber more than buffer
+// changes behind is dropped, its channel closed: it should list again and
+// subscribe anew, rather than slow the model down for everyone.
+func (r *Reader) Subscribe(buffer int) (<-chan Workspace, func()) {
+	ch := make(chan Workspace, buffer)
+	r.mu.Lock()
+	r.subs[ch] = struct{}{}
+	r.mu.Unlock()
+	return ch, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if _, ok := r.subs[ch]; ok {
+			delete(r.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// notify hands a change to every subscriber; it runs under r.mu.
+func (r *Reader) notify(ws Workspace) {
+	for ch := range r.subs {
+		select {
+		case ch <- ws:
+		default:
+			delete(r.subs, ch)
+			close(ch)
+		}
+	}
 }
 
 // Get returns a copy of one workspace.

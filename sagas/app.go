@@ -17,6 +17,7 @@ type Ports struct {
 	Store    ObjectStore
 	Vault    Vault
 	Names    Names
+	Shares   Shares      // nil: no share links
 	Log      *zap.Logger // nil: none
 }
 
@@ -44,7 +45,7 @@ func NewApplication(cfg AppConfig, p Ports) (*CommandHandler, error) {
 		return nil, err
 	}
 	sagas, err := NewProvisioner(ProvisionerDeps{Identity: p.Identity, Store: p.Store, Vault: p.Vault, Names: p.Names,
-		Log: p.Log, NameHold: cfg.NameHold}, cfg.Endpoint, cfg.Region)
+		Shares: p.Shares, Log: p.Log, NameHold: cfg.NameHold}, cfg.Endpoint, cfg.Region)
 	if err != nil {
 		return nil, fmt.Errorf("saga application: %w", err)
 	}

@@ -76,6 +76,8 @@ func (c *CommandHandler) handle(ctx context.Context, env events.Envelope) error 
 			return nil
 		}
 		return c.side(ctx, env, c.sagas.Migrate(), Params{}, rec, rev)
+	case *events.QuotaSet:
+		return c.side(ctx, env, c.sagas.SetQuota(), Params{QuotaMB: cmd.QuotaMB}, rec, rev)
 	case *events.MemberRemove:
 		return c.side(ctx, env, c.sagas.MemberRemove(), Params{Username: cmd.Username}, rec, rev)
 	default:
@@ -131,12 +133,12 @@ func (c *CommandHandler) create(ctx context.Context, env events.Envelope, cmd *e
 		c.skip(env, rec, "this create was applied already")
 		return nil
 	case rev == 0:
-		return c.start(ctx, env, c.sagas.Create(), Params{Owner: cmd.DefaultOwner}, rec, rev)
+		return c.start(ctx, env, c.sagas.Create(), Params{Owner: cmd.DefaultOwner, QuotaMB: cmd.QuotaMB}, rec, rev)
 	case rec.Status == events.StatusDeleted:
 		if err := c.notHeld(ctx, env.Subject); err != nil {
 			return err
 		}
-		return c.start(ctx, env, c.sagas.Create(), Params{Owner: cmd.DefaultOwner}, rec, rev)
+		return c.start(ctx, env, c.sagas.Create(), Params{Owner: cmd.DefaultOwner, QuotaMB: cmd.QuotaMB}, rec, rev)
 	case rec.Saga == SagaCreate:
 		c.skip(env, rec, "workspace exists already")
 		return nil

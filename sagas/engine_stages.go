@@ -9,7 +9,12 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
+
+	"github.com/eo-workspaces/provisioner/tracing"
 )
 
 // stages splits a saga's steps into what runs one after another: a step
@@ -129,12 +134,19 @@ func (h *handle) runLane(ctx context.Context, lane []Step, st *State, halt *atom
 // attempt runs a step until it succeeds or its retries end, and tells
 // the observer how that went.
 func (e *Engine) attempt(ctx context.Context, ws string, s Saga, step Step, st *State) error {
+	ctx, span := tracing.Tracer().Start(ctx, s.Name+" "+step.Name,
+		trace.WithAttributes(attribute.String("workspace", ws), attribute.String("saga", s.Name)))
+	defer span.End()
 	begin := time.Now()
 	err := e.retry(ctx, ws, step.Name, func() error {
 		err := e.do(ctx, step, st)
 		st.StepFresh = false // a lost answer may hide what this try made
 		return err
 	})
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "step failed")
+	}
 	if e.cfg.ObserveStep != nil {
 		e.cfg.ObserveStep(s.Name, step.Name, time.Since(begin), err)
 	}

@@ -30,21 +30,21 @@ func (p *losingPublisher) Publish(ctx context.Context, env events.Envelope) (eve
 	return p.next.Publish(ctx, env)
 }
 
-// TestEventsLostWithTheProgressKeptAreRepublished: the bucket step's
+// TestEventsLostWithTheProgressKeptAreRepublished: the quota step's
 // progress is saved but its event is lost, then the worker dies in the
-// next step; the resumed run publishes the lost event, so the trail is
+// next step (the policy); the resumed run publishes the lost event, so the trail is
 // whole.
 func TestEventsLostWithTheProgressKeptAreRepublished(t *testing.T) {
 	h := newHarness(t)
-	lossy := &losingPublisher{next: h.pub, step: "bucket"}
+	lossy := &losingPublisher{next: h.pub, step: "quota"}
 	cmd := create(t, "ws-lost")
 	crashAfter(h.prov, "EnsureBucketPolicy")
 	crashed, err := handleCrashing(t, h.application(fastRetries("w1"), lossy), cmd)
 	if !crashed || !lossy.lost.Load() {
 		t.Fatalf("crashed %v, event lost %v (err %v)", crashed, lossy.lost.Load(), err)
 	}
-	if done := h.record("ws-lost").StepsDone; !slices.Contains(done, "bucket") {
-		t.Fatalf("the bucket step's progress was not kept: %v", done)
+	if done := h.record("ws-lost").StepsDone; !slices.Contains(done, "quota") {
+		t.Fatalf("the quota step's progress was not kept: %v", done)
 	}
 	if err := h.coordinator(fastRetries("w1")).Handle(context.Background(), cmd); err != nil {
 		t.Fatal(err)

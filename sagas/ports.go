@@ -103,6 +103,11 @@ type Names interface {
 	HeldUntil(ctx context.Context, name string) (time.Time, error)
 }
 
+// Shares forgets a deleted workspace's share links.
+type Shares interface {
+	DropWorkspace(ctx context.Context, ws string) error
+}
+
 // ManagedBy marks every resource this system creates (a Keycloak client
 // attribute, a bucket tag), so a step reuses its own and refuses others'.
 const (
@@ -168,4 +173,7 @@ type ObjectStore interface {
 	UserExists(ctx context.Context, accessKey string) (bool, error)
 	// DeleteUser removes the user; absent is success.
 	DeleteUser(ctx context.Context, accessKey string) error
+	// SetBucketQuota sets the bucket's hard quota in bytes, 0 removing it;
+	// the same quota again is success.
+	SetBucketQuota(ctx context.Context, bucket string, bytes uint64) error
 }

@@ -20,6 +20,7 @@ type ProvisionerDeps struct {
 	Store    ObjectStore
 	Vault    Vault
 	Names    Names
+	Shares   Shares // nil: the workspaces have no share links to forget
 	Log      *zap.Logger
 	// NameHold is how long a deleted workspace's name stays held (zero:
 	// freed at once).
@@ -64,6 +65,7 @@ func (p *Provisioner) createSteps() []Step {
 		{Name: "keycloak_roles", Lane: identity, Do: p.ensureRoles},               // removed with the client
 		{Name: "owner_role", Lane: identity, Do: p.grantOwner, Event: ownerAdded}, // removed with the client
 		{Name: "bucket", Lane: storage, Do: p.ensureBucket, Compensate: p.deleteBucket, MarkStart: true},
+		{Name: "quota", Lane: storage, Do: p.initialQuota, Events: initialQuotaSet}, // goes with the bucket
 		{Name: "policy", Lane: storage, Do: p.ensurePolicy, Compensate: p.deletePolicy},
 		{Name: "policy_readonly", Lane: storage, Do: p.ensureReadOnlyPolicy, Compensate: p.deleteReadOnlyPolicy},
 		// the owner's key pair; undone with every member's
@@ -78,7 +80,7 @@ func (p *Provisioner) createSteps() []Step {
 func (p *Provisioner) Delete() Saga {
 	steps := []Step{{Name: "bucket_empty_check", Do: p.deleteBucketIfEmpty}}
 	steps = append(steps, Compensations(p.createSteps())...)
-	steps = append(steps, Step{Name: "release_name", Do: p.releaseName})
+	steps = append(steps, Step{Name: "shares", Do: p.dropShares}, Step{Name: "release_name", Do: p.releaseName})
 	return Saga{Name: SagaDelete, Running: events.StatusDeleting, Steps: steps, Done: deleted}
 }
 
@@ -86,7 +88,7 @@ func (p *Provisioner) Delete() Saga {
 // A new saga kind is a method returning its Saga, listed here, and a case
 // in CommandHandler.handle that starts it.
 func (p *Provisioner) ByName(name string) (Saga, bool) {
-	for _, def := range []func() Saga{p.Create, p.Delete, p.MemberAdd, p.MemberRemove, p.Rotate, p.Migrate} {
+	for _, def := range []func() Saga{p.Create, p.Delete, p.MemberAdd, p.MemberRemove, p.Rotate, p.Migrate, p.SetQuota} {
 		if s := def(); s.Name == name {
 			return s, true
 		}
@@ -197,6 +199,16 @@ func (p *Provisioner) deleteReadOnlyPolicy(ctx context.Context, st *State) error
 
 func (p *Provisioner) deleteClient(ctx context.Context, st *State) error {
 	return p.notOursIsGone(st, "keycloak client", p.d.Identity.DeleteClient(ctx, st.Workspace))
+}
+
+// dropShares forgets the workspace's share links (dead already: the API
+// serves a link of a ready workspace only), so a workspace made later
+// under the name does not revive them.
+func (p *Provisioner) dropShares(ctx context.Context, st *State) error {
+	if p.d.Shares == nil {
+		return nil
+	}
+	return p.d.Shares.DropWorkspace(ctx, st.Workspace)
 }
 
 // releaseName holds the name for NameHold, then frees it. (The step keeps

@@ -15,6 +15,7 @@ const (
 	SagaMemberRemove = "member_remove"
 	SagaRotate       = "credentials_rotate"
 	SagaMigrate      = "migrate"
+	SagaQuota        = "quota_set"
 )
 
 // Step is one named, idempotent unit of a saga. Running Do twice, or
@@ -105,6 +106,9 @@ type Params struct {
 	Rotated   []string      `json:"rotated,omitempty"`
 	RotatedAt time.Time     `json:"rotated_at,omitzero"`
 	Role      string        `json:"role,omitempty"` // member_add
+	// QuotaMB is the bucket's hard quota in MiB: the create's (nil: none)
+	// or quota_set's (nil: remove it).
+	QuotaMB *int64 `json:"quota_mb,omitempty"`
 }
 
 // Compensations returns the undo steps of steps, in reverse order,

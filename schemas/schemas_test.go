@@ -29,7 +29,15 @@ var samples = map[string]events.Payload{
 	events.TypeCredentialsIssued:  &events.CredentialsIssued{Username: "u", Reason: "rotated", PreviousValidUntil: &until},
 	events.TypeCredentialsRevoked: &events.CredentialsRevoked{Username: "u", Reason: "removed"},
 	events.TypeSessionIssued:      &events.SessionIssued{Username: "u", Prefix: "data/", Expiration: until},
+	events.TypeQuotaSet:           &events.QuotaSet{QuotaMB: &quota},
+	events.TypeQuotaChanged:       &events.QuotaChanged{},
+	events.TypeShareCreated:       &events.ShareCreated{ID: "0123456789abcdef", Path: "data/a.txt", ExpiresAt: until, MaxUses: 3},
+	events.TypeShareRevoked:       &events.ShareRevoked{ID: "0123456789abcdef", Path: "data/a.txt", Uses: 1},
+	events.TypeShareExpired:       &events.ShareExpired{ID: "0123456789abcdef", Path: "data/a.txt"},
+	events.TypeShareUsedUp:        &events.ShareUsedUp{ID: "0123456789abcdef", Path: "data/a.txt", Uses: 3},
 }
+
+var quota = int64(100)
 
 var until = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 
@@ -48,6 +56,10 @@ func TestMemberAndRotationShapes(t *testing.T) {
 		{&events.CredentialsRotate{Username: "u", All: true}, false},
 		{&events.CredentialsRotate{}, false},
 		{&events.CredentialsRotate{All: true, GraceSeconds: -1}, false},
+		{&events.QuotaSet{}, true}, // null: remove the quota
+		{&events.QuotaSet{QuotaMB: new(int64)}, false},
+		{&events.Create{PreferredName: "a", DefaultOwner: "u", QuotaMB: new(int64)}, false},
+		{&events.Create{PreferredName: "a", DefaultOwner: "u", QuotaMB: &quota}, true},
 	} {
 		env, err := events.New("ws-team-a", tc.p, events.Meta{Actor: "example-admin"})
 		if err != nil {

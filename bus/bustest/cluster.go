@@ -21,6 +21,18 @@ import (
 // set up with three replicas: what `--nats-replicas 3` runs on.
 func StartCluster(tb testing.TB) jetstream.JetStream {
 	tb.Helper()
+	js := StartBareCluster(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := events.EnsureTopology(ctx, js, events.TopologyConfig{Replicas: 3}); err != nil {
+		tb.Fatalf("topology with three replicas: %v", err)
+	}
+	return js
+}
+
+// StartBareCluster is StartCluster without the streams and buckets.
+func StartBareCluster(tb testing.TB) jetstream.JetStream {
+	tb.Helper()
 	ports := [3]int{freePort(tb), freePort(tb), freePort(tb)}
 	var routes []*url.URL
 	for _, p := range ports {
@@ -44,27 +56,7 @@ func StartCluster(tb testing.TB) jetstream.JetStream {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ensureReplicatedTopology(tb, js)
 	return js
-}
-
-// ensureReplicatedTopology retries until the cluster has elected its meta
-// leader and takes the replicated streams.
-func ensureReplicatedTopology(tb testing.TB, js jetstream.JetStream) {
-	tb.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := events.EnsureTopology(ctx, js, events.TopologyConfig{Replicas: 3})
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("topology with three replicas: %v", err)
-		}
-		time.Sleep(250 * time.Millisecond) // the cluster forms in its own time; nothing to wait on
-	}
 }
 
 func startServer(tb testing.TB, opts *server.Options) *server.Server {

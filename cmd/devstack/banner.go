@@ -13,6 +13,7 @@ var bannerTmpl = template.Must(template.New("banner").Parse(`
  State kept in {{.DataDir}} (start with --fresh to wipe it). Ctrl-C stops it all.
 
    Workspace API   {{.API}}/workspaces    (OpenAPI: {{.API}}/openapi.yaml)
+   Operator page   {{.API}}/ui/    (sign in as a dev user)
    Keycloak        {{.Keycloak}}    realm {{.Realm}}, master admin {{.KCUser}} / {{.KCPass}}
    NATS            {{.NATS}}
    MinIO S3        {{.MinIO}}    root {{.MinIOUser}} / {{.MinIOPass}}
@@ -21,7 +22,14 @@ var bannerTmpl = template.Must(template.New("banner").Parse(`
  Dev users, password "changeme": example-admin (workspace API admin),
  example-user-1, example-user-2. Public client for the password grant: demo.
 
- Try it from another terminal at the repository root (needs curl and jq):
+ Try it from another terminal in the repository: wsctl finds this stack by itself
+ and signs in as example-admin:
+
+   go run ./cmd/wsctl create demo --owner example-user-1 --wait
+   go run ./cmd/wsctl list
+   WSCTL_PASSWORD=changeme go run ./cmd/wsctl --user example-user-1 get ws-demo --show-secrets
+
+ Or with curl and jq:
 
    set -a; . .dev/stack.env; set +a
    TOKEN=$(curl -s "$KEYCLOAK_URL/realms/$KEYCLOAK_REALM/protocol/openid-connect/token" \

@@ -192,6 +192,17 @@ func TestPrefixWriterWritesWholePrefixedLines(t *testing.T) {
 	}
 }
 
+func TestNoJavaNamesTheEmulator(t *testing.T) {
+	t.Setenv("JAVA_HOME", t.TempDir()) // a JDK without bin/java
+	err := checkJava(Config{Keycloak: keycloakReal})
+	if err == nil || !strings.Contains(err.Error(), "install a JDK 17") || !strings.Contains(err.Error(), "-- --keycloak emulator") {
+		t.Fatalf("err = %v, want the JDK to install and the emulator named", err)
+	}
+	if err := checkJava(Config{Keycloak: keycloakEmulator}); err != nil {
+		t.Fatalf("the emulator needs no Java: %v", err)
+	}
+}
+
 func TestCheckBinariesNamesWhatIsMissing(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "minio"), nil, 0o755); err != nil {

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/eo-workspaces/provisioner/stack/keycloakserver"
 	"github.com/eo-workspaces/provisioner/stack/minioserver"
 )
 
@@ -70,6 +71,9 @@ const portGrace = 5 * time.Second
 // always leaves nothing running and no stack.env behind.
 func serve(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	if err := checkBinaries(cfg.BinDir, cfg.keycloakBinary()); err != nil {
+		return err
+	}
+	if err := checkJava(cfg); err != nil {
 		return err
 	}
 	lock, err := acquireLock(cfg.lockPath())
@@ -131,6 +135,18 @@ func checkBinaries(dir, keycloak string) error {
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("missing in %s: %s (go tool task dev builds them; or point --bin-dir elsewhere)", dir, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// checkJava fails early when the real Keycloak cannot run here, and names
+// the way to a stack without it.
+func checkJava(cfg Config) error {
+	if cfg.Keycloak != keycloakReal {
+		return nil
+	}
+	if _, err := keycloakserver.FindJava(); err != nil {
+		return fmt.Errorf("%w\n(or run the emulator instead: go tool task dev -- --keycloak %s)", err, keycloakEmulator)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/eo-workspaces/provisioner/auth"
 	"github.com/eo-workspaces/provisioner/events"
+	"github.com/eo-workspaces/provisioner/handlers/ui"
 	"github.com/eo-workspaces/provisioner/handlers/worker"
 	"github.com/eo-workspaces/provisioner/sagas"
 	"github.com/eo-workspaces/provisioner/sagas/objectstore"
@@ -40,10 +41,13 @@ type config struct {
 	OIDCAudience         string
 	AdminRole            string
 	InsecureNoAuth       bool
+	UIKeycloakURL        string
+	UIClientID           string
 
 	S3Endpoint     string
 	S3Region       string
 	S3PublicURL    string
+	APIPublicURL   string
 	MinIOAccessKey string
 	MinIOSecretKey string
 	SecretKey      string
@@ -76,10 +80,13 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.KeycloakClientSecret, "keycloak-client-secret", "", "its secret")
 	fs.StringVar(&c.OIDCAudience, "oidc-audience", "workspace-api", "audience API tokens must carry")
 	fs.StringVar(&c.AdminRole, "admin-role", auth.DefaultAdminRole, "realm role of platform admins")
+	fs.StringVar(&c.UIKeycloakURL, "ui-keycloak-url", "", "Keycloak base URL as browsers reach it, for the operator page's sign-in (default: --keycloak-url)")
+	fs.StringVar(&c.UIClientID, "ui-client-id", ui.DefaultClientID, "public client the operator page signs in with (authorization code and PKCE)")
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", false, "accept every API call as a platform admin (tests and demos only)")
 	fs.StringVar(&c.S3Endpoint, "s3-endpoint", "", "MinIO endpoint URL, e.g. http://127.0.0.1:9000")
 	fs.StringVar(&c.S3Region, "s3-region", objectstore.DefaultRegion, "region reported with the credentials")
 	fs.StringVar(&c.S3PublicURL, "s3-public-url", "", "endpoint URL given to users (default: --s3-endpoint)")
+	fs.StringVar(&c.APIPublicURL, "api-public-url", "", "the API's base URL as clients reach it, for share links (default: the request's host)")
 	fs.StringVar(&c.MinIOAccessKey, "minio-access-key", "", "MinIO admin access key")
 	fs.StringVar(&c.MinIOSecretKey, "minio-secret-key", "", "MinIO admin secret key")
 	fs.StringVar(&c.SecretKey, "secret-key", "", "passphrase that encrypts stored credentials at rest")

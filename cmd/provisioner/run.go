@@ -18,6 +18,7 @@ import (
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/projection"
 	"github.com/eo-workspaces/provisioner/schemas"
+	"github.com/eo-workspaces/provisioner/tracing"
 )
 
 // system is what every role shares: one NATS connection, the schemas and
@@ -30,6 +31,7 @@ type system struct {
 	pub    *events.Publisher
 	// metrics holds every role's series; /metrics serves it.
 	metrics *prometheus.Registry
+	ready   *readiness
 }
 
 func run(ctx context.Context, cfg config) error {
@@ -38,6 +40,20 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	stopTracing, err := tracing.Setup(ctx, "provisioner")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("flushing traces", zap.Error(err))
+		}
+	}()
+	if tracing.Enabled() {
+		log.Info("tracing on: spans exported over OTLP as the OTEL_* variables say")
+	}
 	sys, err := connect(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -84,7 +100,9 @@ func connect(ctx context.Context, cfg config, log *zap.Logger) (*system, error) 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &system{cfg: cfg, log: log, bus: b, schema: v, pub: events.NewPublisher(b.JS, v), metrics: reg}, nil
+	sys := &system{cfg: cfg, log: log, bus: b, schema: v, pub: events.NewPublisher(b.JS, v), metrics: reg}
+	sys.ready = newReadiness(sys)
+	return sys, nil
 }
 
 // close drains NATS after every role has stopped, so in-flight publishes

@@ -16,6 +16,7 @@ import (
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/readmodel"
 	"github.com/eo-workspaces/provisioner/sagas/names"
+	"github.com/eo-workspaces/provisioner/tracing"
 )
 
 // Config tunes the API; zero values take the defaults.
@@ -27,6 +28,12 @@ type Config struct {
 	AdminRole string // default auth.DefaultAdminRole
 	// Timeout bounds the NATS work of one request. Default 5s.
 	Timeout time.Duration
+	// PublicURL is the API's base URL as clients reach it, for share
+	// links; empty: the request's own scheme and host.
+	PublicURL string
+	// ShareGuessesPerMinute is how many wrong share links one address may
+	// try in a minute before it gets 429. Default 20.
+	ShareGuessesPerMinute int
 }
 
 // Defaults of Config.
@@ -35,6 +42,7 @@ const (
 	DefaultPageSize     = 50
 	DefaultMaxPageSize  = 500
 	DefaultTimeout      = 5 * time.Second
+	DefaultShareGuesses = 20
 )
 
 // WithDefaults fills the zero fields.
@@ -54,6 +62,9 @@ func (c Config) WithDefaults() Config {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
+	if c.ShareGuessesPerMinute == 0 {
+		c.ShareGuessesPerMinute = DefaultShareGuesses
+	}
 	return c
 }
 
@@ -70,6 +81,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max page size: %d is below the default page size %d", c.MaxPageSize, c.DefaultPageSize)
 	case c.Timeout <= 0:
 		return fmt.Errorf("timeout: %s must be positive", c.Timeout)
+	case c.ShareGuessesPerMinute < 1:
+		return fmt.Errorf("share guesses per minute: %d must be positive", c.ShareGuessesPerMinute)
 	}
 	return nil
 }
@@ -111,6 +124,9 @@ type Deps struct {
 	Workspaces  Workspaces
 	Credentials Credentials // may be nil: storage is then always null
 	Sessions    Sessions    // may be nil: no temporary credentials (503)
+	Usage       Usage       // may be nil: usage is then always null
+	Shares      ShareStore  // may be nil, or Objects: no share links (503)
+	Objects     Objects
 	Names       Names
 	Idempotency jetstream.KeyValue // events.IdempotencyBucket
 	JS          jetstream.JetStream
@@ -144,7 +160,8 @@ type server struct {
 	metrics *metrics
 	// idNS is the UUID v5 namespace of envelope ids derived from an
 	// Idempotency-Key.
-	idNS uuid.UUID
+	idNS    uuid.UUID
+	guesses *guessLimiter
 }
 
 // Source is the CloudEvents source of every command the API publishes.
@@ -167,10 +184,10 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 		return nil, err
 	}
 	s := &server{cfg: cfg, d: deps, log: deps.Log, metrics: m,
-		idNS: uuid.NewSHA1(uuid.NameSpaceURL, []byte(Source))}
+		idNS: uuid.NewSHA1(uuid.NameSpaceURL, []byte(Source)), guesses: newGuessLimiter(cfg.ShareGuessesPerMinute)}
 	mux := http.NewServeMux()
 	for _, rt := range s.routes(gatherer) {
-		mux.Handle(rt.pattern, s.instrument(rt))
+		mux.Handle(rt.pattern, tracing.Handler(rt.pattern, s.instrument(rt)))
 	}
 	return s.fallback(mux), nil
 }
@@ -194,6 +211,7 @@ func (s *server) routes(g prometheus.Gatherer) []route {
 		{pattern: "GET /workspaces", handle: s.list},
 		{pattern: "GET /workspaces/{name}", handle: s.get},
 		{pattern: "DELETE /workspaces/{name}", handle: s.delete},
+		{pattern: "PATCH /workspaces/{name}", handle: s.patch},
 		{pattern: "POST /workspaces/{name}/members", handle: s.addMember},
 		{pattern: "DELETE /workspaces/{name}/members/{username}", handle: s.removeMember},
 		{pattern: "POST /workspaces/{name}/retry", handle: s.retry},
@@ -205,6 +223,10 @@ func (s *server) routes(g prometheus.Gatherer) []route {
 		{pattern: "GET /deadletters/{seq}", handle: s.showDeadLetter},
 		{pattern: "POST /deadletters/{seq}/replay", handle: s.replayDeadLetter},
 		{pattern: "DELETE /deadletters/{seq}", handle: s.discardDeadLetter},
+		{pattern: "POST /workspaces/{name}/shares", handle: s.createShare},
+		{pattern: "GET /workspaces/{name}/shares", handle: s.listShares},
+		{pattern: "DELETE /workspaces/{name}/shares/{id}", handle: s.revokeShare},
+		{pattern: "GET " + sharePathPrefix + "{token}", public: true, handle: s.downloadShare},
 		{pattern: "GET /healthz", public: true, handle: s.healthz},
 		{pattern: "GET /readyz", public: true, handle: s.readyz},
 		{pattern: "GET /metrics", public: true, raw: metricsHandler(g)},

@@ -24,6 +24,7 @@ import (
 type createRequest struct {
 	PreferredName string `json:"preferred_name"`
 	DefaultOwner  string `json:"default_owner"`
+	QuotaMB       *int64 `json:"quota_mb"` // ours: the bucket's hard quota
 }
 
 // memberRequest names a user, or a client application by its clientId.
@@ -70,7 +71,7 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, p auth.Principal
 	if err != nil || done {
 		return err
 	}
-	env, err := s.envelope(name, &events.Create{PreferredName: req.PreferredName, DefaultOwner: req.DefaultOwner}, idem, p)
+	env, err := s.envelope(name, &events.Create{PreferredName: req.PreferredName, DefaultOwner: req.DefaultOwner, QuotaMB: req.QuotaMB}, idem, p)
 	if err != nil {
 		return err
 	}
@@ -100,6 +101,9 @@ func (req *createRequest) validate() (string, error) {
 	name, err := events.NameFor(req.PreferredName)
 	if err != nil {
 		return "", errorf(http.StatusUnprocessableEntity, "preferred_name", err.Error())
+	}
+	if err := validQuota(req.QuotaMB); err != nil {
+		return "", err
 	}
 	return name, validUsername("default_owner", req.DefaultOwner)
 }

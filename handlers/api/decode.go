@@ -94,6 +94,8 @@ func jsonKind(goKind string) string {
 		return "object"
 	case "slice", "array":
 		return "array"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "whole number"
 	default:
 		return "number"
 	}

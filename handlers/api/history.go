@@ -90,42 +90,31 @@ func mergeHistory(cmds, evts []historyItem, limit int, cur *historyCursor) []his
 }
 
 // readStream returns up to n messages on subject stored after sequence
-// after. The consumer lives in memory only and is deleted at once (the
-// server would drop it when idle anyway).
+// after, each by a direct "next message for this subject" read from the
+// stream. No consumer is made for a page: creating one and fetching from
+// it at once answered "no responders" now and then on a cluster, where
+// the new consumer's leader was not yet elected.
 func (s *server) readStream(ctx context.Context, stream, subject string, after uint64, n int) ([]historyItem, error) {
-	cons, err := s.d.JS.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{
-		FilterSubject:     subject,
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       after + 1,
-		AckPolicy:         jetstream.AckNonePolicy,
-		MemoryStorage:     true,
-		InactiveThreshold: time.Minute,
-	})
+	st, err := s.d.JS.Stream(ctx, stream)
 	if err != nil {
-		return nil, fmt.Errorf("history consumer on %s: %w", stream, err)
-	}
-	defer func() {
-		_ = s.d.JS.DeleteConsumer(context.WithoutCancel(ctx), stream, cons.CachedInfo().Name)
-	}()
-	batch, err := cons.FetchNoWait(n)
-	if err != nil {
-		return nil, fmt.Errorf("fetch history from %s: %w", stream, err)
+		return nil, fmt.Errorf("history stream %s: %w", stream, err)
 	}
 	kind := "event"
 	if stream == events.CommandsStream {
 		kind = "command"
 	}
 	var out []historyItem
-	for msg := range batch.Messages() {
-		meta, err := msg.Metadata()
-		if err != nil {
-			return nil, fmt.Errorf("history message metadata: %w", err)
+	for seq := after + 1; len(out) < n; {
+		msg, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
 		}
-		out = append(out, historyItem{Kind: kind, Stream: stream, Sequence: meta.Sequence.Stream,
-			Time: meta.Timestamp.UTC(), Event: json.RawMessage(msg.Data())})
-	}
-	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-		return nil, fmt.Errorf("fetch history from %s: %w", stream, err)
+		if err != nil {
+			return nil, fmt.Errorf("read history from %s: %w", stream, err)
+		}
+		out = append(out, historyItem{Kind: kind, Stream: stream, Sequence: msg.Sequence,
+			Time: msg.Time.UTC(), Event: json.RawMessage(msg.Data)})
+		seq = msg.Sequence + 1
 	}
 	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/readmodel"
+	"github.com/eo-workspaces/provisioner/sagas/shares"
 )
 
 func loadOpenAPI(t *testing.T) *openapi3.T {
@@ -71,6 +72,8 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	s.deps.Credentials = testCredentials{"ws-a": {"AWS_ACCESS_KEY_ID": "ak", "AWS_SECRET_ACCESS_KEY": "sk",
 		"AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "AWS_REGION": "us-east-1", "bucketname": "ws-a", "access": "ak",
 		"secret": "sk", "endpoint": "http://127.0.0.1:9000", "region": "us-east-1"}}
+	objs := &fakeObjects{data: map[string][]byte{"ws-a/a.txt": []byte("a")}}
+	s.deps.Objects, s.deps.Shares, s.deps.Usage = objs, shares.NewKV(s.kv(events.SharesBucket)), fakeUsage{}
 	s.h = s.handler(Config{}, s.deps)
 	s.put(readmodel.Workspace{Name: "ws-a", Status: events.StatusReady, Owner: "owner", Step: "done",
 		Members: []readmodel.Member{member("owner", events.RoleAdmin)}})
@@ -95,6 +98,12 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		{method: "GET", path: "/workspaces/ws-a/events?limit=1", user: "owner"},
 		{method: "POST", path: "/workspaces/ws-a/members", user: "owner", body: `{"username":"bob","role":"ws_admin"}`},
 		{method: "DELETE", path: "/workspaces/ws-a/members/bob", user: "owner"},
+		{method: "POST", path: "/workspaces/ws-a/shares", user: "owner", body: `{"path":"a.txt","max_uses":1}`},
+		{method: "POST", path: "/workspaces/ws-a/shares", user: "owner", body: `{"path":"b.txt"}`},
+		{method: "GET", path: "/workspaces/ws-a/shares", user: "owner"},
+		{method: "DELETE", path: "/workspaces/ws-a/shares/0123456789abcdef", user: "owner"},
+		{method: "GET", path: "/shares/ws-a.0123456789abcdef.nope"},
+		{method: "PATCH", path: "/workspaces/ws-a", user: "admin", body: `{"quota_mb":null}`},
 		{method: "POST", path: "/workspaces/ws-f/retry", user: "admin"},
 		{method: "POST", path: "/workspaces/ws-a/retry", user: "admin", body: `{}`},
 		{method: "DELETE", path: "/workspaces/ws-a?purge=true", user: "admin"},
@@ -116,6 +125,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		{method: "POST", path: "/workspaces", body: `{"preferred_name":"x","default_owner":"o"}`},
 		{method: "GET", path: "/workspaces?limit=9999", user: "admin"},
 		{method: "POST", path: "/workspaces/ws-a/members", user: "admin", body: `{"username":"bob","role":"boss"}`},
+		{method: "POST", path: "/workspaces/ws-a/shares", user: "owner", body: `{"path":"a.txt","max_uses":0}`},
 	}
 	for _, rq := range valid {
 		checkAgainstDoc(t, s, router, rq, true)

@@ -49,6 +49,8 @@ type workspaceBody struct {
 	LastError         string       `json:"last_error,omitempty"`
 	FailedStep        string       `json:"failed_step,omitempty"`
 	LastMemberError   string       `json:"last_member_error,omitempty"`
+	QuotaMB           *int64       `json:"quota_mb"`
+	Usage             *usageBody   `json:"usage"`
 	CreatedAt         time.Time    `json:"created_at"`
 	UpdatedAt         time.Time    `json:"updated_at"`
 }
@@ -82,7 +84,8 @@ func (s *server) get(w http.ResponseWriter, r *http.Request, p auth.Principal) e
 	sum := summaryOf(ws)
 	body := workspaceBody{Name: sum.Name, Status: sum.Status, Owner: sum.Owner, Members: sum.Members,
 		Endpoints: []struct{}{}, Step: sum.Step, LastError: sum.LastError, FailedStep: sum.FailedStep,
-		LastMemberError: sum.LastMemberError, CreatedAt: sum.CreatedAt, UpdatedAt: sum.UpdatedAt}
+		LastMemberError: sum.LastMemberError, QuotaMB: ws.QuotaMB, CreatedAt: sum.CreatedAt, UpdatedAt: sum.UpdatedAt}
+	body.Usage = s.usageOf(ctx, ws, ws.Status == events.StatusReady)
 	// Credentials exist only once the workspace is ready, and they are
 	// the caller's own: every member sees their key pair, a platform
 	// admin who is not a member none.

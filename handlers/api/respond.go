@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"go.uber.org/zap"
 )
@@ -70,9 +71,9 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case e.Status >= 500 && e.Expected:
 		s.log.Info("request answered "+http.StatusText(e.Status), zap.String("method", r.Method),
-			zap.String("path", r.URL.Path), zap.Int("status", e.Status), zap.String("reason", e.Message))
+			zap.String("path", loggedPath(r)), zap.Int("status", e.Status), zap.String("reason", e.Message))
 	case e.Status >= 500:
-		s.log.Error("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+		s.log.Error("request failed", zap.String("method", r.Method), zap.String("path", loggedPath(r)),
 			zap.Int("status", e.Status), zap.Error(e.Err))
 	}
 	if e.RetryAfter > 0 {
@@ -82,4 +83,13 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", e.Challenge)
 	}
 	writeJSON(w, e.Status, errorBody{Error: e.Message, Field: e.Field})
+}
+
+// loggedPath is the request's path fit for a log line: a share link's
+// path holds its secret, so only its route is logged.
+func loggedPath(r *http.Request) string {
+	if strings.HasPrefix(r.URL.Path, sharePathPrefix) {
+		return sharePathPrefix + "[redacted]"
+	}
+	return r.URL.Path
 }

@@ -11,10 +11,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/sagas"
+	"github.com/eo-workspaces/provisioner/tracing"
 )
 
 // Dead-letter subjects and headers: the raw message is kept as it came,
@@ -30,6 +32,17 @@ const (
 // process checks what the message is before any saga sees it: valid
 // against its schema, a command, on the subject its envelope names.
 func (w *Worker) process(ctx context.Context, commands *sagas.CommandHandler, msg jetstream.Msg) error {
+	ctx, span := tracing.Tracer().Start(tracing.Extract(ctx, msg.Headers()), "command "+msg.Subject(),
+		trace.WithSpanKind(trace.SpanKindConsumer))
+	defer span.End()
+	err := w.handle(ctx, commands, msg)
+	if err != nil {
+		span.RecordError(err)
+	}
+	return err
+}
+
+func (w *Worker) handle(ctx context.Context, commands *sagas.CommandHandler, msg jetstream.Msg) error {
 	env, err := events.Parse(msg.Data(), w.deps.Schema)
 	if err != nil {
 		return sagas.Rejectf("invalid command: %v", err)

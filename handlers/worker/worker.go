@@ -19,6 +19,7 @@ import (
 	"github.com/eo-workspaces/provisioner/sagas/names"
 	"github.com/eo-workspaces/provisioner/sagas/objectstore"
 	"github.com/eo-workspaces/provisioner/sagas/progress"
+	"github.com/eo-workspaces/provisioner/sagas/shares"
 )
 
 // ConsumerName is the durable pull consumer on the commands stream.
@@ -322,11 +323,15 @@ func (w *Worker) commandHandler(ctx context.Context) (*sagas.CommandHandler, err
 	if err != nil {
 		return nil, fmt.Errorf("names bucket: %w", err)
 	}
+	sharesKV, err := w.deps.JS.KeyValue(ctx, events.SharesBucket)
+	if err != nil {
+		return nil, fmt.Errorf("shares bucket: %w", err)
+	}
 	ec := w.cfg.engineConfig()
 	ec.ObserveStep = w.metrics.observeStep
 	return sagas.NewApplication(sagas.AppConfig{Engine: ec, Endpoint: w.cfg.Endpoint, Region: w.cfg.Region,
 		NameHold: max(w.cfg.NameHold, 0)}, sagas.Ports{
 		Progress: progress.NewKV(sagaKV), Events: w.deps.Publisher, Identity: w.deps.Identity, Store: w.deps.Store,
-		Vault: w.deps.Secrets, Names: names.NewKV(namesKV), Log: w.log,
+		Vault: w.deps.Secrets, Names: names.NewKV(namesKV), Shares: shares.NewKV(sharesKV), Log: w.log,
 	})
 }

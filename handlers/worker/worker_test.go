@@ -489,7 +489,7 @@ workspace_worker_dead_letters_total{subject="workspace.dlq.rejected"} 1
 		t.Fatal(err)
 	}
 	steps, err := testutil.GatherAndCount(reg, "workspace_worker_step_duration_seconds")
-	if err != nil || steps != 7 {
+	if err != nil || steps != 8 {
 		t.Fatalf("step series %d (%v), want one per create step", steps, err)
 	}
 }

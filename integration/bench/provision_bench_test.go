@@ -352,7 +352,7 @@ func (t *timeline) stepDone(m *nats.Msg) {
 // (sagas/provision.go runs the Keycloak and MinIO lanes side by side).
 var laneBefore = map[string]string{
 	"keycloak_roles": "keycloak_client", "owner_role": "keycloak_roles",
-	"policy": "bucket", "credentials": "policy",
+	"quota": "bucket", "policy": "quota", "credentials": "policy",
 }
 
 // add closes a workspace's timeline: published at sent, ready at ready.

@@ -1,4 +1,4 @@
-// Package tasks tests the Taskfile's `dev` and `keycloak` tasks exactly as
+// Package tasks tests the Taskfile's `dev`, `keycloak` and `keycloak:real` tasks exactly as
 // an outside tool uses them: `go tool task ...` run as a child process in a
 // fresh copy of the repository, then only what the README ("Quick start")
 // promises: .dev/stack.env, its values, and a clean stop.

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eo-workspaces/provisioner/sagas"
+	"github.com/eo-workspaces/provisioner/tracing"
 )
 
 // Adapter implements sagas.Identity against one Keycloak realm. It is safe
@@ -35,6 +36,7 @@ func New(cfg Config, log *zap.Logger) (*Adapter, error) {
 		log = zap.NewNop()
 	}
 	a := &Adapter{cfg: cfg, gc: gocloak.NewClient(strings.TrimRight(cfg.BaseURL, "/")), log: log}
+	a.gc.RestyClient().SetTransport(tracing.Transport(nil)) // each Admin REST call a span of the step
 	a.tokens = newTokens(func(ctx context.Context) (*gocloak.JWT, error) {
 		jwt, err := a.gc.LoginClient(ctx, cfg.ClientID, cfg.ClientSecret, cfg.Realm)
 		if err != nil {

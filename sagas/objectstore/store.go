@@ -15,6 +15,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/tags"
 
 	"github.com/eo-workspaces/provisioner/sagas"
+	"github.com/eo-workspaces/provisioner/tracing"
 )
 
 // Store implements sagas.ObjectStore against one MinIO deployment. It is
@@ -39,7 +40,7 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("objectstore: transport: %w", err)
 	}
-	tr := statusTransport{next: base}
+	tr := statusTransport{next: tracing.Transport(base)} // each S3 and admin call a span of the step
 	s3, err := minio.New(host, &minio.Options{Creds: creds, Secure: secure, Region: cfg.Region, Transport: tr})
 	if err != nil {
 		return nil, fmt.Errorf("objectstore: s3 client: %w", err)

@@ -27,6 +27,7 @@ type bucket struct {
 	untagged bool      // not ours and not marked by anyone: AdoptBucket may take it
 	created  time.Time // zero: long ago
 	objects  int
+	quota    uint64 // bytes; 0: none
 }
 
 // MinioUser is what the fake holds for a MinIO user.
@@ -257,6 +258,28 @@ func (p *Providers) AddForeignBucket(name string, created time.Time, objects int
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.buckets[name] = &bucket{untagged: true, created: created, objects: objects}
+}
+
+// SetBucketQuota implements sagas.ObjectStore.
+func (p *Providers) SetBucketQuota(_ context.Context, name string, bytes uint64) error {
+	return p.call("SetBucketQuota", name, func() error {
+		b, ok := p.buckets[name]
+		if !ok {
+			return sagas.Permanent(fmt.Errorf("bucket %s: %w", name, sagas.ErrNotFound))
+		}
+		b.quota = bytes
+		return nil
+	})
+}
+
+// Quota is the bucket's hard quota in bytes (0: none or no bucket).
+func (p *Providers) Quota(name string) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if b, ok := p.buckets[name]; ok {
+		return b.quota
+	}
+	return 0
 }
 
 // DeleteBucket implements sagas.ObjectStore.

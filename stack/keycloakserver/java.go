@@ -15,9 +15,9 @@ const minJava = 17
 
 var installJava = fmt.Sprintf("install a JDK %d or later (e.g. `apt-get install openjdk-17-jre-headless`), or set JAVA_HOME to one", minJava)
 
-// findJava returns the java that kc.sh will run ($JAVA_HOME/bin/java, else
+// FindJava returns the java that kc.sh will run ($JAVA_HOME/bin/java, else
 // java on PATH), checked to be recent enough for Keycloak.
-func findJava() (string, error) {
+func FindJava() (string, error) {
 	java := "java"
 	if home := os.Getenv("JAVA_HOME"); home != "" {
 		java = filepath.Join(home, "bin", "java")

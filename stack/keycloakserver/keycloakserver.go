@@ -131,7 +131,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	java, err := findJava()
+	java, err := FindJava()
 	if err != nil {
 		return nil, err
 	}
