@@ -36,7 +36,7 @@ func (s *system) startWorker(ctx context.Context, g *errgroup.Group) error {
 		return err
 	}
 	w, err := worker.New(worker.Config{
-		Concurrency: s.cfg.Concurrency, MaxRetryElapsed: s.cfg.MaxRetryElapsed, WorkerID: s.cfg.WorkerID,
+		Concurrency: s.cfg.Concurrency, SideConcurrency: s.cfg.SideConcurrency, MaxRetryElapsed: s.cfg.MaxRetryElapsed, WorkerID: s.cfg.WorkerID,
 		Endpoint: s.publicS3URL(), Region: s.cfg.S3Region, NameHold: s.nameHold(),
 	}, worker.Deps{
 		JS: s.bus.JS, Publisher: s.pub, Schema: s.schema,

@@ -27,7 +27,8 @@ const ConsumerName = "worker"
 
 // Config tunes the worker; zero values take the defaults.
 type Config struct {
-	Concurrency     int           // sagas running at once (8)
+	Concurrency     int           // lifecycle sagas (create, delete, retry) running at once (8)
+	SideConcurrency int           // side sagas (membership, keys, quota) at once, in slots of their own (Concurrency)
 	MaxRetryElapsed time.Duration // in-place retries of a transient error before failed (5m)
 	AckWait         time.Duration // held messages heart-beaten every third; a dead worker's come back after it (10s)
 	WorkerID        string        // lease owner; stable across restarts if set (hostname-random)
@@ -57,6 +58,9 @@ const (
 func (c Config) WithDefaults() Config {
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
+	}
+	if c.SideConcurrency == 0 {
+		c.SideConcurrency = c.Concurrency
 	}
 	if c.MaxDeliver == 0 {
 		c.MaxDeliver = DefaultMaxDeliver
@@ -91,14 +95,16 @@ func (c Config) Validate() error {
 	switch {
 	case c.Concurrency < 1:
 		return fmt.Errorf("concurrency: %d must be at least 1", c.Concurrency)
+	case c.SideConcurrency < 1:
+		return fmt.Errorf("side concurrency: %d must be at least 1", c.SideConcurrency)
 	case c.Endpoint == "":
 		return errors.New("endpoint: the S3 endpoint reported to clients is required")
 	case c.AckWait < time.Second:
 		return fmt.Errorf("ack wait: %s is shorter than a second", c.AckWait)
 	case c.MaxDeliver < 2:
 		return fmt.Errorf("max deliver: %d must be at least 2", c.MaxDeliver)
-	case c.MaxAckPending < c.Concurrency:
-		return fmt.Errorf("max ack pending: %d is below the concurrency %d", c.MaxAckPending, c.Concurrency)
+	case c.MaxAckPending < c.Concurrency+c.SideConcurrency:
+		return fmt.Errorf("max ack pending: %d is below the concurrency %d plus the side concurrency %d", c.MaxAckPending, c.Concurrency, c.SideConcurrency)
 	case c.NakDelay <= 0:
 		return fmt.Errorf("nak delay: %s must be positive", c.NakDelay)
 	}
@@ -219,11 +225,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopRetirer()
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * w.cfg.Concurrency))
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * (w.cfg.Concurrency + w.cfg.SideConcurrency)))
 	if err != nil {
 		return fmt.Errorf("worker messages: %w", err)
 	}
-	d := newDispatcher(w.cfg.Concurrency, func(ctx context.Context, msg jetstream.Msg) error {
+	d := newDispatcher(w.cfg.Concurrency, w.cfg.SideConcurrency, func(ctx context.Context, msg jetstream.Msg) error {
 		return w.process(ctx, commands, msg)
 	}, w.settle)
 	stopBeat := d.heartbeat(w.cfg.AckWait/3, w.log)
