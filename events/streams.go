@@ -15,7 +15,14 @@ const (
 	CommandsStream    = "WORKSPACE_COMMANDS"
 	EventsStream      = "WORKSPACE_EVENTS"
 	DeadLettersStream = "WORKSPACE_DEAD_LETTERS"
+	// AdvisoriesStream keeps the server's max-deliveries advisories about
+	// commands, so one sent while no worker listens is still acted on.
+	AdvisoriesStream = "WORKSPACE_ADVISORIES"
 )
+
+// MaxDeliveriesAdvisories is the subject of the advisories, for every
+// consumer of the commands stream, that a message ran out of deliveries.
+const MaxDeliveriesAdvisories = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + CommandsStream + ".*"
 
 // KV buckets: the read model, name reservations, idempotency answers,
 // saga progress, encrypted secrets and share links.
@@ -109,6 +116,7 @@ func StreamConfigs(c TopologyConfig) []jetstream.StreamConfig {
 		base(CommandsStream, "Workspace commands (create, delete, membership, retry)", CommandSubjectPrefix+">"),
 		base(EventsStream, "Workspace status and domain events: the audit trail", EventSubjectPrefix+">"),
 		base(DeadLettersStream, "Messages no handler could act on, with the reason", DeadLetterSubjectPrefix+">"),
+		base(AdvisoriesStream, "Commands that ran out of deliveries, as the server's advisories say", MaxDeliveriesAdvisories),
 	}
 }
 

@@ -15,6 +15,14 @@ const (
 	DeadLetterSubjectPrefix = "workspace.dlq."
 )
 
+// Headers of a dead letter: the message is kept as it came, the reason
+// and origin travel here.
+const (
+	HeaderDeadLetterReason           = "Dlq-Reason"
+	HeaderDeadLetterOriginalSubject  = "Dlq-Original-Subject"
+	HeaderDeadLetterOriginalSequence = "Dlq-Original-Sequence"
+)
+
 // NamePrefix starts every workspace name.
 const NamePrefix = "ws-"
 

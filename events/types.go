@@ -156,9 +156,12 @@ type Create struct {
 }
 
 // Delete asks for a workspace to be removed. Without Purge a bucket that
-// still holds objects stops the deletion instead of losing data.
+// still holds objects stops the deletion instead of losing data. Force
+// (a platform admin's way out of any state) abandons a run left pending
+// instead of finishing it first, and implies Purge.
 type Delete struct {
 	Purge bool `json:"purge,omitempty"`
+	Force bool `json:"force,omitempty"`
 }
 
 // MemberAdd grants a user, or a client application's service account

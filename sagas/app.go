@@ -3,6 +3,7 @@ package sagas
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -26,6 +27,7 @@ type AppConfig struct {
 	Engine   EngineConfig
 	Endpoint string
 	Region   string
+	NameHold time.Duration // a deleted workspace's name is held this long (zero: not at all)
 }
 
 // NewApplication wires the command handler from ports: the one place
@@ -43,7 +45,7 @@ func NewApplication(cfg AppConfig, p Ports) (*CommandHandler, error) {
 		return nil, err
 	}
 	sagas, err := NewProvisioner(ProvisionerDeps{Identity: p.Identity, Store: p.Store, Vault: p.Vault, Names: p.Names,
-		Shares: p.Shares, Log: p.Log}, cfg.Endpoint, cfg.Region)
+		Shares: p.Shares, Log: p.Log, NameHold: cfg.NameHold}, cfg.Endpoint, cfg.Region)
 	if err != nil {
 		return nil, fmt.Errorf("saga application: %w", err)
 	}

@@ -51,6 +51,9 @@ func (c *CommandHandler) handle(ctx context.Context, env events.Envelope) error 
 	if err != nil {
 		return err
 	}
+	if d, ok := payload.(*events.Delete); ok && d.Force {
+		return c.forceDelete(ctx, env, rec, rev)
+	}
 	rec, rev, done, err := c.finishPending(ctx, env, rec, rev)
 	if done || err != nil {
 		return err
@@ -129,7 +132,12 @@ func (c *CommandHandler) create(ctx context.Context, env events.Envelope, cmd *e
 	case rec.CreatedBy == env.ID:
 		c.skip(env, rec, "this create was applied already")
 		return nil
-	case rev == 0 || rec.Status == events.StatusDeleted:
+	case rev == 0:
+		return c.start(ctx, env, c.sagas.Create(), Params{Owner: cmd.DefaultOwner, QuotaMB: cmd.QuotaMB}, rec, rev)
+	case rec.Status == events.StatusDeleted:
+		if err := c.notHeld(ctx, env.Subject); err != nil {
+			return err
+		}
 		return c.start(ctx, env, c.sagas.Create(), Params{Owner: cmd.DefaultOwner, QuotaMB: cmd.QuotaMB}, rec, rev)
 	case rec.Saga == SagaCreate:
 		c.skip(env, rec, "workspace exists already")
@@ -137,6 +145,21 @@ func (c *CommandHandler) create(ctx context.Context, env events.Envelope, cmd *e
 	default:
 		return Rejectf("workspace %s is being deleted (%s at step %s); finish the delete first", env.Subject, rec.Status, rec.FailedStep)
 	}
+}
+
+// notHeld refuses a create of a name still held after its deletion: the
+// API says so before publishing, a command sent straight to NATS learns
+// it here.
+func (c *CommandHandler) notHeld(ctx context.Context, ws string) error {
+	until, err := c.sagas.d.Names.HeldUntil(ctx, ws)
+	switch {
+	case err != nil:
+		return fmt.Errorf("is the name %s held: %w", ws, err)
+	case !until.IsZero():
+		return Rejectf("the name %s belonged to a deleted workspace and is held until %s; a platform admin may release it early",
+			ws, until.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 func (c *CommandHandler) delete(ctx context.Context, env events.Envelope, cmd *events.Delete, rec Record, rev uint64) error {
@@ -150,6 +173,27 @@ func (c *CommandHandler) delete(ctx context.Context, env events.Envelope, cmd *e
 	// From a created workspace (ready or failed), or a delete that failed:
 	// a new delete starts over with its own parameters (e.g. purge).
 	return c.start(ctx, env, c.sagas.Delete(), Params{Owner: rec.Params.Owner, Purge: cmd.Purge}, rec, rev)
+}
+
+// forceDelete starts a delete from any state. A run left pending (a create
+// stuck provisioning, a side saga, an earlier delete) is abandoned, not
+// finished first: every step of the delete is idempotent and removes only
+// what is marked ours, so whatever that run made goes with the rest, and
+// what is not ours stays. The bucket goes with its objects.
+func (c *CommandHandler) forceDelete(ctx context.Context, env events.Envelope, rec Record, rev uint64) error {
+	switch {
+	case rev == 0:
+		return Rejectf("workspace %s does not exist", env.Subject)
+	case rec.Status == events.StatusDeleted:
+		c.skip(env, rec, "already deleted")
+		return nil
+	case rec.CommandID == env.ID && rec.Running():
+		return c.resume(ctx, env.Subject, rec.Run, rec, rev) // this very delete, cut short
+	case rec.CommandID == env.ID:
+		c.skip(env, rec, "this delete was handled already")
+		return nil
+	}
+	return c.start(ctx, env, c.sagas.Delete(), Params{Owner: rec.Params.Owner, Purge: true, Force: true}, rec, rev)
 }
 
 func (c *CommandHandler) retry(ctx context.Context, env events.Envelope, rec Record, rev uint64) error {
@@ -176,8 +220,10 @@ func (c *CommandHandler) retry(ctx context.Context, env events.Envelope, rec Rec
 // start replaces the record at rev (0: none) with a new run of the
 // lifecycle saga s.
 func (c *CommandHandler) start(ctx context.Context, env events.Envelope, s Saga, p Params, prev Record, rev uint64) error {
+	// The lease is kept so the engine still refuses a run another live
+	// worker holds (a forced delete replaces a record that may have one).
 	rec := Record{Run: NewRun(s, env, p), Status: s.Running, Previous: prev.Status,
-		CreatedBy: prev.CreatedBy, MembersApplied: prev.MembersApplied, Layout: prev.Layout}
+		CreatedBy: prev.CreatedBy, MembersApplied: prev.MembersApplied, Layout: prev.Layout, Lease: prev.Lease}
 	if s.Name == SagaCreate {
 		rec.CreatedBy, rec.Layout = env.ID, LayoutPerMember
 	}

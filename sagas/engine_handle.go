@@ -140,16 +140,18 @@ func (h *handle) checkpoint(ctx context.Context) error {
 // (Step.MarkStart): the time is saved in the record before the step's
 // first attempt, and kept through crashes, resumes and retries until the
 // step completes, so it is never later than any attempt's side effect.
-func (h *handle) markStart(ctx context.Context, step Step) (time.Time, error) {
+// fresh tells that this call saved it: the step has never been tried.
+func (h *handle) markStart(ctx context.Context, step Step) (at time.Time, fresh bool, err error) {
 	if !step.MarkStart {
-		return time.Time{}, nil
+		return time.Time{}, false, nil
 	}
 	h.mu.Lock()
 	prev := h.run(&h.rec).Started
 	h.mu.Unlock()
 	if prev != nil && prev.Step == step.Name {
-		return prev.At, nil
+		return prev.At, false, nil
 	}
-	at := time.Now().UTC()
-	return at, h.update(ctx, func(r *Record) { h.run(r).Started = &StepStart{Step: step.Name, At: at} })
+	at = time.Now().UTC()
+	err = h.update(ctx, func(r *Record) { h.run(r).Started = &StepStart{Step: step.Name, At: at} })
+	return at, err == nil, err
 }

@@ -107,6 +107,12 @@ func (h *handle) fail(ctx context.Context, step string, cause error) error {
 			return
 		}
 		r.Status, r.FailedStep, r.LastError, r.Retryable, r.Lease = events.StatusFailed, step, msg, retryable, nil
+		if errors.Is(cause, ErrNotOurs) && r.Started != nil && r.Started.Step == step {
+			// The marked step found someone else's resource and made
+			// nothing: a retry starts afresh, so its first try refuses that
+			// resource again instead of taking it for a lost attempt's.
+			r.Started = nil
+		}
 	})
 	if err != nil {
 		return h.abort(ctx, err)

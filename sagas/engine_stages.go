@@ -116,11 +116,11 @@ func (h *handle) runLane(ctx context.Context, lane []Step, st *State, halt *atom
 		if err := h.checkpoint(ctx); err != nil {
 			return stop(&laneStop{err: err})
 		}
-		started, err := h.markStart(ctx, step)
+		started, fresh, err := h.markStart(ctx, step)
 		if err != nil {
 			return stop(&laneStop{err: err})
 		}
-		st.StepStarted = started
+		st.StepStarted, st.StepFresh = started, fresh
 		if err := h.e.attempt(ctx, h.ws, h.s, step, st); err != nil {
 			return stop(&laneStop{step: step.Name, err: err})
 		}
@@ -138,7 +138,11 @@ func (e *Engine) attempt(ctx context.Context, ws string, s Saga, step Step, st *
 		trace.WithAttributes(attribute.String("workspace", ws), attribute.String("saga", s.Name)))
 	defer span.End()
 	begin := time.Now()
-	err := e.retry(ctx, ws, step.Name, func() error { return e.do(ctx, step, st) })
+	err := e.retry(ctx, ws, step.Name, func() error {
+		err := e.do(ctx, step, st)
+		st.StepFresh = false // a lost answer may hide what this try made
+		return err
+	})
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "step failed")

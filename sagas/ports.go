@@ -96,7 +96,11 @@ type Vault interface {
 
 // Names releases a workspace name reservation so the name can be reused.
 type Names interface {
-	Release(ctx context.Context, name string) error
+	// Hold keeps a deleted workspace's name from being taken until until;
+	// a zero until frees it at once.
+	Hold(ctx context.Context, name string, until time.Time) error
+	// HeldUntil says until when the name is held (zero: it is not).
+	HeldUntil(ctx context.Context, name string) (time.Time, error)
 }
 
 // Shares forgets a deleted workspace's share links.
@@ -143,8 +147,9 @@ type ObjectStore interface {
 	EnsureBucket(ctx context.Context, bucket string) error
 	// AdoptBucket finishes an EnsureBucket a crash cut short between
 	// creating the bucket and marking it: a bucket without any tags,
-	// created at or after since, is tagged as ours. Ours already is
-	// success; ErrNotOurs for a bucket tagged otherwise or made before
+	// holding no object, version or upload, created at or after since (to
+	// the millisecond), is tagged as ours. Ours already is success;
+	// ErrNotOurs for a bucket tagged otherwise, not empty or made before
 	// since; ErrNotFound for none.
 	AdoptBucket(ctx context.Context, bucket string, since time.Time) error
 	// DeleteBucket removes our bucket; absent is success. With purge false

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -21,6 +22,9 @@ type ProvisionerDeps struct {
 	Names    Names
 	Shares   Shares // nil: the workspaces have no share links to forget
 	Log      *zap.Logger
+	// NameHold is how long a deleted workspace's name stays held (zero:
+	// freed at once).
+	NameHold time.Duration
 }
 
 // Provisioner defines the sagas of a workspace: create and delete, and the
@@ -125,18 +129,24 @@ func (p *Provisioner) grantOwner(ctx context.Context, st *State) error {
 
 // ensureBucket creates the bucket and tags it ours: two requests. A kill
 // between them leaves an untagged bucket, which EnsureBucket alone refuses
-// as someone else's; the bucket step's recorded start tells it apart: an
-// untagged bucket made after this step first started is the one a cut-short
-// attempt made. (Only a bucket of this exact name created by someone else
-// in the moment between that record and our create could be mistaken for
-// ours; the name is reserved by this system, and a bucket made before the
-// step started, or tagged by anyone, never is.)
+// as someone else's. An untagged bucket found on the step's very first try
+// (StepFresh) is someone else's, however recent: nothing of ours was sent
+// before. Only on a later try, resume or retry, when an earlier request's
+// answer was lost, may AdoptBucket take an untagged, empty bucket created
+// after the step's recorded start. So a stranger's bucket is refused when it
+// holds anything, or was made before the step started; the one case left
+// is an empty bucket made by someone else within the milliseconds between
+// the recorded start and our first request, *and* a kill in that same
+// window before the refusal was recorded.
 func (p *Provisioner) ensureBucket(ctx context.Context, st *State) error {
 	err := p.d.Store.EnsureBucket(ctx, st.Workspace)
-	if errors.Is(err, ErrNotOurs) && !st.StepStarted.IsZero() {
-		return p.d.Store.AdoptBucket(ctx, st.Workspace, st.StepStarted)
+	switch {
+	case !errors.Is(err, ErrNotOurs) || st.StepStarted.IsZero():
+		return err
+	case st.StepFresh:
+		return fmt.Errorf("bucket %s existed before this create sent its first request: %w", st.Workspace, err)
 	}
-	return err
+	return p.d.Store.AdoptBucket(ctx, st.Workspace, st.StepStarted)
 }
 
 // The policy and the MinIO user are named after the workspace. The
@@ -201,8 +211,14 @@ func (p *Provisioner) dropShares(ctx context.Context, st *State) error {
 	return p.d.Shares.DropWorkspace(ctx, st.Workspace)
 }
 
+// releaseName holds the name for NameHold, then frees it. (The step keeps
+// its old name: stored records refer to it.)
 func (p *Provisioner) releaseName(ctx context.Context, st *State) error {
-	return p.d.Names.Release(ctx, st.Workspace)
+	var until time.Time
+	if p.d.NameHold > 0 {
+		until = time.Now().Add(p.d.NameHold)
+	}
+	return p.d.Names.Hold(ctx, st.Workspace, until)
 }
 
 // notOursIsGone lets a delete finish when a resource of that name exists

@@ -80,6 +80,12 @@ type State struct {
 	// with MarkStart (zero otherwise); the same on every attempt, resume
 	// and retry of that step.
 	StepStarted time.Time
+	// StepFresh is true on the first try of a MarkStart step whose start
+	// this very run has just recorded: no earlier attempt can have sent
+	// anything, so a resource found in place is not this step's. It is
+	// false on every later try, resume and retry, when a call whose answer
+	// was lost may have made it.
+	StepFresh bool
 	// Admins are the workspace's ws_admin holders as the record knew them
 	// when the run started (see Record.Admins).
 	Admins []string
@@ -90,6 +96,7 @@ type State struct {
 type Params struct {
 	Owner    string `json:"owner,omitempty"`
 	Purge    bool   `json:"purge,omitempty"`
+	Force    bool   `json:"force,omitempty"`     // a delete that abandoned a pending run
 	Username string `json:"username,omitempty"`  // membership changes
 	ClientID string `json:"client_id,omitempty"` // member_add of a client application
 	// credentials_rotate: everyone's keys (All) or Username's, the old

@@ -15,7 +15,7 @@ import (
 // fails when a type is added without one.
 var samples = map[string]events.Payload{
 	events.TypeCreate:             &events.Create{PreferredName: "Team A", DefaultOwner: "example-user-1"},
-	events.TypeDelete:             &events.Delete{Purge: true},
+	events.TypeDelete:             &events.Delete{Purge: true, Force: true},
 	events.TypeMemberAdd:          &events.MemberAdd{Username: "example-user-2", Role: events.RoleAccess},
 	events.TypeMemberRemove:       &events.MemberRemove{Username: "example-user-2"},
 	events.TypeRetry:              &events.Retry{},

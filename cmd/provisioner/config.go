@@ -53,8 +53,10 @@ type config struct {
 	SecretKey      string
 
 	Concurrency     int
+	SideConcurrency int
 	WorkerID        string
 	MaxRetryElapsed time.Duration
+	NameHold        time.Duration
 	ShutdownTimeout time.Duration
 }
 
@@ -90,8 +92,10 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.MinIOSecretKey, "minio-secret-key", "", "MinIO admin secret key")
 	fs.StringVar(&c.SecretKey, "secret-key", "", "passphrase that encrypts stored credentials at rest")
 	fs.IntVar(&c.Concurrency, "concurrency", worker.DefaultConcurrency, "workspaces provisioned in parallel")
+	fs.IntVar(&c.SideConcurrency, "side-concurrency", 0, "membership, key and quota changes in parallel, in slots of their own so creates held up by an outage cannot stall them (default: --concurrency)")
 	fs.StringVar(&c.WorkerID, "worker-id", "", "this worker's name in saga leases, unique among live workers; a restart under the same name resumes its sagas at once instead of after the lease expires (default: hostname plus a random suffix)")
 	fs.DurationVar(&c.MaxRetryElapsed, "max-retry-elapsed", sagas.DefaultMaxRetryElapsed, "how long a step retries a provider outage before the saga fails")
+	fs.DurationVar(&c.NameHold, "name-hold", worker.DefaultNameHold, "how long a deleted workspace's name is refused to new creates (0: freed at once); a platform admin may release one early")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight work")
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -35,8 +36,8 @@ func (s *system) startWorker(ctx context.Context, g *errgroup.Group) error {
 		return err
 	}
 	w, err := worker.New(worker.Config{
-		Concurrency: s.cfg.Concurrency, MaxRetryElapsed: s.cfg.MaxRetryElapsed, WorkerID: s.cfg.WorkerID,
-		Endpoint: s.publicS3URL(), Region: s.cfg.S3Region,
+		Concurrency: s.cfg.Concurrency, SideConcurrency: s.cfg.SideConcurrency, MaxRetryElapsed: s.cfg.MaxRetryElapsed, WorkerID: s.cfg.WorkerID,
+		Endpoint: s.publicS3URL(), Region: s.cfg.S3Region, NameHold: s.nameHold(),
 	}, worker.Deps{
 		JS: s.bus.JS, Publisher: s.pub, Schema: s.schema,
 		Identity: identity, Store: store, Secrets: secretStore, Log: s.log.Named("worker"), Metrics: s.metrics,
@@ -46,4 +47,13 @@ func (s *system) startWorker(ctx context.Context, g *errgroup.Group) error {
 	}
 	g.Go(func() error { return w.Run(ctx) })
 	return nil
+}
+
+// nameHold maps --name-hold 0 ("freed at once") to the worker's
+// negative, its zero being the default.
+func (s *system) nameHold() time.Duration {
+	if s.cfg.NameHold <= 0 {
+		return -1
+	}
+	return s.cfg.NameHold
 }

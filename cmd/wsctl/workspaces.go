@@ -232,22 +232,30 @@ func listAll(cmd *cobra.Command, c *client, status, owner string, limit int) ([]
 }
 
 func newDelete(o *options) *cobra.Command {
-	var purge, wait bool
+	var purge, force, wait bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a workspace (its client, roles, bucket, policies and keys), optionally waiting until it is gone",
 		Example: `  wsctl delete ws-demo --wait
-  wsctl delete ws-demo --purge   # also empties a bucket that still holds objects`,
+  wsctl delete ws-demo --purge   # also empties a bucket that still holds objects
+  wsctl delete ws-stuck --force  # from any state (platform admins): abandons a pending run, purges`,
 		Args: exactArgs(1, "the workspace name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.client()
 			if err != nil {
 				return err
 			}
-			path := wsPath(args[0])
+			q := url.Values{}
 			if purge {
-				path += "?purge=true"
+				q.Set("purge", "true")
+			}
+			if force {
+				q.Set("force", "true")
+			}
+			path := wsPath(args[0])
+			if len(q) > 0 {
+				path += "?" + q.Encode()
 			}
 			var a accepted
 			if err := c.call(cmd.Context(), "DELETE", path, nil, &a); err != nil {
@@ -262,6 +270,7 @@ func newDelete(o *options) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.BoolVar(&purge, "purge", false, "empty the bucket first if it holds objects")
+	f.BoolVar(&force, "force", false, "from any state (platform admins): abandon a pending run, remove what is ours with its data")
 	f.BoolVar(&wait, "wait", false, "follow the deletion step by step until deleted (exit 0) or failed (exit 1)")
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "how long --wait waits")
 	return cmd

@@ -306,6 +306,8 @@ func TestBadInputPublishesNothing(t *testing.T) {
 		{"get invalid name", nil, req{method: "GET", path: "/workspaces/WS_A", user: "admin"}, 422, "name"},
 		{"delete invalid name", nil, req{method: "DELETE", path: "/workspaces/ws-", user: "admin"}, 422, "name"},
 		{"delete bad purge", nil, req{method: "DELETE", path: "/workspaces/ws-a?purge=maybe", user: "admin"}, 422, "purge"},
+		{"release invalid name", nil, req{method: "DELETE", path: "/names/WS", user: "admin"}, 422, "name"},
+		{"delete bad force", nil, req{method: "DELETE", path: "/workspaces/ws-a?force=yes%20please", user: "admin"}, 422, "force"},
 		{"retry unknown field", nil, req{method: "POST", path: "/workspaces/ws-a/retry", user: "admin", body: `{"force":true}`}, 422, "force"},
 		{"list limit zero", nil, req{method: "GET", path: "/workspaces?limit=0", user: "admin"}, 422, "limit"},
 		{"list limit text", nil, req{method: "GET", path: "/workspaces?limit=ten", user: "admin"}, 422, "limit"},

@@ -36,6 +36,7 @@ type memberRequest struct {
 
 type deleteRequest struct {
 	Purge bool `json:"purge"`
+	Force bool `json:"force"`
 }
 
 type retryRequest struct{}
@@ -123,20 +124,27 @@ func (s *server) delete(w http.ResponseWriter, r *http.Request, p auth.Principal
 	}
 	// The mark lets the next read show deleting (read your own writes).
 	mark := func(ctx context.Context, env events.Envelope) error { return s.markDeleting(ctx, ws, env.Time) }
-	return s.command(ctx, w, r, p, ws.Name, req, &events.Delete{Purge: req.Purge},
+	return s.command(ctx, w, r, p, ws.Name, req, &events.Delete{Purge: req.Purge || req.Force, Force: req.Force},
 		acceptedBody{Name: ws.Name, Status: events.StatusDeleting}, mark)
 }
 
 func parseDelete(r *http.Request) (deleteRequest, error) {
-	v := r.URL.Query().Get("purge")
-	if v == "" {
-		return deleteRequest{}, nil
+	var req deleteRequest
+	for _, f := range []struct {
+		name string
+		to   *bool
+	}{{"purge", &req.Purge}, {"force", &req.Force}} {
+		v := r.URL.Query().Get(f.name)
+		if v == "" {
+			continue
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return deleteRequest{}, errorf(http.StatusUnprocessableEntity, f.name, f.name+" must be true or false")
+		}
+		*f.to = b
 	}
-	purge, err := strconv.ParseBool(v)
-	if err != nil {
-		return deleteRequest{}, errorf(http.StatusUnprocessableEntity, "purge", "purge must be true or false")
-	}
-	return deleteRequest{Purge: purge}, nil
+	return req, nil
 }
 
 func (s *server) addMember(w http.ResponseWriter, r *http.Request, p auth.Principal) error {

@@ -57,10 +57,17 @@ func (s *server) claimed(ctx context.Context, name string, rev uint64) (func(), 
 
 // takeOver claims a name whose workspace was deleted after cur reserved
 // it; compare-and-set on the revision lets one request win.
+// A tombstone (the delete's last step left it) proves the deletion by
+// itself: refused while it holds, taken once its hold is over.
 func (s *server) takeOver(ctx context.Context, name string, res, cur names.Reservation, rev uint64) (func(), error) {
-	ws, ok := s.d.Workspaces.Get(name)
-	if !ok || ws.Status != events.StatusDeleted || cur.CreatedAt.After(ws.UpdatedAt) {
-		return nil, nameTaken(name)
+	if cur.Held(time.Now()) {
+		return nil, nameHeld(name, cur)
+	}
+	if cur.HeldUntil == nil {
+		ws, ok := s.d.Workspaces.Get(name)
+		if !ok || ws.Status != events.StatusDeleted || cur.CreatedAt.After(ws.UpdatedAt) {
+			return nil, nameTaken(name)
+		}
 	}
 	next, err := s.d.Names.Claim(ctx, name, res, rev)
 	if errors.Is(err, names.ErrTaken) {
@@ -74,6 +81,16 @@ func (s *server) takeOver(ctx context.Context, name string, res, cur names.Reser
 			s.log.Warn("restore name reservation: " + err.Error())
 		}
 	}, nil
+}
+
+func nameHeld(name string, cur names.Reservation) error {
+	deleted := "deleted"
+	if cur.DeletedAt != nil {
+		deleted += " at " + cur.DeletedAt.UTC().Format(time.RFC3339)
+	}
+	return errorf(http.StatusConflict, "preferred_name", fmt.Sprintf(
+		"the name %s belonged to a workspace %s and is held until %s, so that grants left for it elsewhere cannot reach a new workspace; a platform admin may release it early (DELETE /names/%s)",
+		name, deleted, cur.HeldUntil.UTC().Format(time.RFC3339), name))
 }
 
 func nameTaken(name string) error {

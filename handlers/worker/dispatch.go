@@ -12,13 +12,17 @@ import (
 )
 
 // dispatcher keeps one FIFO queue per workspace, drained by one goroutine
-// each, with a semaphore bounding how many handle at once.
+// each, with a semaphore per bulkhead bounding how many handle at once:
+// commands of the workspaces' lifecycle (create, delete, retry) and side
+// commands (membership, keys, quota) have slots of their own, so creates
+// held up by one provider's outage cannot take every slot from member
+// changes whose first steps need only the other.
 type dispatcher struct {
 	mu     sync.Mutex
 	queues map[string][]jetstream.Msg // present while a goroutine drains it
 	held   map[jetstream.Msg]struct{} // queued or running, heart-beaten
 	seqs   map[uint64]struct{}        // stream sequences held
-	sem    chan struct{}
+	sems   map[bool]chan struct{}     // by isLifecycle
 	wg     sync.WaitGroup
 	handle func(context.Context, jetstream.Msg) error
 	// settle acts on the outcome; false means the message went back to
@@ -26,9 +30,21 @@ type dispatcher struct {
 	settle func(jetstream.Msg, error) bool
 }
 
-func newDispatcher(concurrency int, handle func(context.Context, jetstream.Msg) error, settle func(jetstream.Msg, error) bool) *dispatcher {
+func newDispatcher(lifecycle, side int, handle func(context.Context, jetstream.Msg) error, settle func(jetstream.Msg, error) bool) *dispatcher {
 	return &dispatcher{queues: map[string][]jetstream.Msg{}, held: map[jetstream.Msg]struct{}{},
-		seqs: map[uint64]struct{}{}, sem: make(chan struct{}, concurrency), handle: handle, settle: settle}
+		seqs: map[uint64]struct{}{}, sems: map[bool]chan struct{}{true: make(chan struct{}, lifecycle), false: make(chan struct{}, side)},
+		handle: handle, settle: settle}
+}
+
+// isLifecycle tells the commands of a workspace's lifecycle sagas from
+// side commands, by subject; one that names no command counts as a
+// lifecycle command (it is rejected at once anyway).
+func isLifecycle(subject string) bool {
+	switch commandOf(subject) {
+	case "create", "delete", "retry", "unknown":
+		return true
+	}
+	return false
 }
 
 // dispatch queues msg behind the workspace's earlier messages. A
@@ -78,12 +94,13 @@ func (d *dispatcher) run(ctx context.Context, msg jetstream.Msg) error {
 	if ctx.Err() != nil {
 		return sagas.ErrStopped
 	}
+	sem := d.sems[isLifecycle(msg.Subject())]
 	select {
-	case d.sem <- struct{}{}:
+	case sem <- struct{}{}:
 	case <-ctx.Done():
 		return sagas.ErrStopped
 	}
-	defer func() { <-d.sem }()
+	defer func() { <-sem }()
 	return d.handle(ctx, msg)
 }
 

@@ -135,4 +135,35 @@ func TestWorkerAgainstRealMinIOAndTheKeycloakEmulator(t *testing.T) {
 	if clients, err := gc.GetClients(ctx, tok.AccessToken, kcemu.DevRealmName, gocloak.GetClientsParams{ClientID: gocloak.StringP(ws)}); err != nil || len(clients) != 0 {
 		t.Fatalf("keycloak client left: %v %v", clients, err)
 	}
+
+	// A create that fails half-way on someone else's policy, its bucket of
+	// ours holding an object: a force delete removes all of ours and
+	// touches neither that policy nor a bystander's bucket.
+	const half = "ws-e2e-half"
+	foreign := []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::elsewhere/*"]}]}`)
+	if err := adm.AddCannedPolicy(ctx, half, foreign); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.PutObject(ctx, "someone-elses", "theirs.txt", bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.send(create(t, half))
+	h.waitFor("the half-made create failed", func() bool { return h.status(half) == events.StatusFailed })
+	if _, err := root.PutObject(ctx, half, "ours.txt", bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+		t.Fatalf("the half-made workspace has no bucket of ours: %v", err)
+	}
+	h.send(command(t, half, &events.Delete{Purge: true, Force: true}))
+	h.waitFor("force-deleted", func() bool { return h.status(half) == events.StatusDeleted })
+	if ok, err := root.BucketExists(ctx, half); ok || err != nil {
+		t.Fatalf("our bucket left by the force delete: %v %v", ok, err)
+	}
+	if clients, err := gc.GetClients(ctx, tok.AccessToken, kcemu.DevRealmName, gocloak.GetClientsParams{ClientID: gocloak.StringP(half)}); err != nil || len(clients) != 0 {
+		t.Fatalf("our keycloak client left by the force delete: %v %v", clients, err)
+	}
+	if info, err := adm.InfoCannedPolicyV2(ctx, half); err != nil || !strings.Contains(string(info.Policy), "elsewhere") {
+		t.Fatalf("the foreign policy was touched: %v %s", err, info.Policy)
+	}
+	if _, err := root.StatObject(ctx, "someone-elses", "theirs.txt", minio.StatObjectOptions{}); err != nil {
+		t.Fatalf("the bystander's object was touched: %v", err)
+	}
 }

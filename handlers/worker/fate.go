@@ -24,9 +24,9 @@ import (
 const (
 	DeadLetterRejected      = events.DeadLetterSubjectPrefix + "rejected"
 	DeadLetterMaxDeliveries = events.DeadLetterSubjectPrefix + "max_deliveries"
-	HeaderReason            = "Dlq-Reason"
-	HeaderOriginalSubject   = "Dlq-Original-Subject"
-	HeaderOriginalSequence  = "Dlq-Original-Sequence"
+	HeaderReason            = events.HeaderDeadLetterReason
+	HeaderOriginalSubject   = events.HeaderDeadLetterOriginalSubject
+	HeaderOriginalSequence  = events.HeaderDeadLetterOriginalSequence
 )
 
 // process checks what the message is before any saga sees it: valid
@@ -154,43 +154,70 @@ type maxDeliveriesAdvisory struct {
 	Deliveries uint64 `json:"deliveries"`
 }
 
+// AdvisoryConsumerName is the durable consumer on the advisories stream.
+const AdvisoryConsumerName = "worker-advisories"
+
 // watchMaxDeliveries dead-letters every command that ran out of
 // deliveries, fetched from the stream by its sequence, so nothing
-// disappears silently. Advisories are core NATS messages: one sent while
-// no worker listens is lost, but the command stays in the stream.
+// disappears silently. The advisories are kept in their own stream and
+// read through a durable consumer, so one the server sent while no worker
+// ran is acted on when one starts; a dead letter's id derives from the
+// command's sequence, so two workers, or a redelivery, store it once.
 func (w *Worker) watchMaxDeliveries(ctx context.Context) (stop func(), err error) {
 	stream, err := w.deps.JS.Stream(ctx, events.CommandsStream)
 	if err != nil {
 		return nil, fmt.Errorf("commands stream: %w", err)
 	}
-	subject := "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + events.CommandsStream + "." + ConsumerName
-	sub, err := w.deps.JS.Conn().Subscribe(subject, func(m *nats.Msg) { w.onMaxDeliveries(stream, m.Data) })
+	cons, err := w.deps.JS.CreateOrUpdateConsumer(ctx, events.AdvisoriesStream, jetstream.ConsumerConfig{
+		Durable:       AdvisoryConsumerName,
+		Description:   "Dead-letters commands that ran out of deliveries",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       w.cfg.AckWait,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("subscribe %s: %w", subject, err)
+		return nil, fmt.Errorf("advisories consumer: %w", err)
 	}
-	return func() { _ = sub.Unsubscribe() }, nil
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		if w.onMaxDeliveries(stream, m.Data()) {
+			_ = m.Ack()
+			return
+		}
+		_ = m.NakWithDelay(w.cfg.NakDelay)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consume advisories: %w", err)
+	}
+	return cc.Stop, nil
 }
 
-func (w *Worker) onMaxDeliveries(stream jetstream.Stream, data []byte) {
+// onMaxDeliveries dead-letters the command an advisory names, and
+// reports whether the advisory is done with (false: try it again later).
+func (w *Worker) onMaxDeliveries(stream jetstream.Stream, data []byte) bool {
 	var adv maxDeliveriesAdvisory
 	if err := json.Unmarshal(data, &adv); err != nil {
 		w.log.Error("worker: undecodable max-deliveries advisory", zap.Error(err))
-		return
+		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	raw, err := stream.GetMsg(ctx, adv.StreamSeq)
-	if err != nil {
+	if events.IsNotFound(err) {
 		w.log.Error("worker: command that ran out of deliveries is gone", zap.Uint64("seq", adv.StreamSeq), zap.Error(err))
-		return
+		return true
+	}
+	if err != nil {
+		w.log.Error("worker: reading a command that ran out of deliveries", zap.Uint64("seq", adv.StreamSeq), zap.Error(err))
+		return false
 	}
 	reason := fmt.Sprintf("max deliveries: not applied after %d deliveries", adv.Deliveries)
 	if err := w.deadLetter(DeadLetterMaxDeliveries, raw.Subject, raw.Sequence, raw.Data, raw.Header, reason); err != nil {
 		w.log.Error("worker: dead-lettering failed", zap.Uint64("seq", adv.StreamSeq), zap.Error(err))
-		return
+		return false
 	}
 	w.log.Warn("worker: command dead-lettered", zap.String("subject", raw.Subject), zap.Uint64("seq", raw.Sequence),
 		zap.String("reason", reason))
+	return true
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -28,7 +28,8 @@ const ConsumerName = "worker"
 
 // Config tunes the worker; zero values take the defaults.
 type Config struct {
-	Concurrency     int           // sagas running at once (8)
+	Concurrency     int           // lifecycle sagas (create, delete, retry) running at once (8)
+	SideConcurrency int           // side sagas (membership, keys, quota) at once, in slots of their own (Concurrency)
 	MaxRetryElapsed time.Duration // in-place retries of a transient error before failed (5m)
 	AckWait         time.Duration // held messages heart-beaten every third; a dead worker's come back after it (10s)
 	WorkerID        string        // lease owner; stable across restarts if set (hostname-random)
@@ -42,6 +43,7 @@ type Config struct {
 	RetryMax        time.Duration // longest in-place backoff (15s)
 	StepTimeout     time.Duration // one attempt of a step; bounds a graceful stop (1m)
 	SampleEvery     time.Duration // the consumer's pending count sampled for the metrics (5s)
+	NameHold        time.Duration // a deleted workspace's name is held (30 days); negative: freed at once
 }
 
 // Defaults of Config; the saga engine's are sagas.Default*.
@@ -53,12 +55,16 @@ const (
 	DefaultNakDelay      = 5 * time.Second
 	// Often enough for a dashboard; one small request per worker.
 	DefaultSampleEvery = 5 * time.Second
+	DefaultNameHold    = 30 * 24 * time.Hour
 )
 
 // WithDefaults fills the zero fields.
 func (c Config) WithDefaults() Config {
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
+	}
+	if c.SideConcurrency == 0 {
+		c.SideConcurrency = c.Concurrency
 	}
 	if c.MaxDeliver == 0 {
 		c.MaxDeliver = DefaultMaxDeliver
@@ -81,6 +87,9 @@ func (c Config) WithDefaults() Config {
 	if c.SampleEvery == 0 {
 		c.SampleEvery = DefaultSampleEvery
 	}
+	if c.NameHold == 0 {
+		c.NameHold = DefaultNameHold
+	}
 	// The saga engine's settings default where the engine defines them.
 	e := c.engineConfig().WithDefaults()
 	c.LeaseTTL, c.MaxRetryElapsed, c.StepTimeout = e.LeaseTTL, e.MaxRetryElapsed, e.StepTimeout
@@ -93,14 +102,16 @@ func (c Config) Validate() error {
 	switch {
 	case c.Concurrency < 1:
 		return fmt.Errorf("concurrency: %d must be at least 1", c.Concurrency)
+	case c.SideConcurrency < 1:
+		return fmt.Errorf("side concurrency: %d must be at least 1", c.SideConcurrency)
 	case c.Endpoint == "":
 		return errors.New("endpoint: the S3 endpoint reported to clients is required")
 	case c.AckWait < time.Second:
 		return fmt.Errorf("ack wait: %s is shorter than a second", c.AckWait)
 	case c.MaxDeliver < 2:
 		return fmt.Errorf("max deliver: %d must be at least 2", c.MaxDeliver)
-	case c.MaxAckPending < c.Concurrency:
-		return fmt.Errorf("max ack pending: %d is below the concurrency %d", c.MaxAckPending, c.Concurrency)
+	case c.MaxAckPending < c.Concurrency+c.SideConcurrency:
+		return fmt.Errorf("max ack pending: %d is below the concurrency %d plus the side concurrency %d", c.MaxAckPending, c.Concurrency, c.SideConcurrency)
 	case c.NakDelay <= 0:
 		return fmt.Errorf("nak delay: %s must be positive", c.NakDelay)
 	case c.SampleEvery <= 0:
@@ -224,11 +235,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopRetirer()
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * w.cfg.Concurrency))
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * (w.cfg.Concurrency + w.cfg.SideConcurrency)))
 	if err != nil {
 		return fmt.Errorf("worker messages: %w", err)
 	}
-	d := newDispatcher(w.cfg.Concurrency, func(ctx context.Context, msg jetstream.Msg) error {
+	d := newDispatcher(w.cfg.Concurrency, w.cfg.SideConcurrency, func(ctx context.Context, msg jetstream.Msg) error {
 		return w.process(ctx, commands, msg)
 	}, w.settle)
 	stopBeat := d.heartbeat(w.cfg.AckWait/3, w.log)
@@ -336,7 +347,8 @@ func (w *Worker) commandHandler(ctx context.Context) (*sagas.CommandHandler, err
 	ec.ObserveStep = w.metrics.observeStep
 	ec.ObserveRetry = w.metrics.observeRetry
 	ec.ObserveRun = w.metrics.observeRun
-	return sagas.NewApplication(sagas.AppConfig{Engine: ec, Endpoint: w.cfg.Endpoint, Region: w.cfg.Region}, sagas.Ports{
+	return sagas.NewApplication(sagas.AppConfig{Engine: ec, Endpoint: w.cfg.Endpoint, Region: w.cfg.Region,
+		NameHold: max(w.cfg.NameHold, 0)}, sagas.Ports{
 		Progress: progress.NewKV(sagaKV), Events: w.deps.Publisher, Identity: w.deps.Identity, Store: w.deps.Store,
 		Vault: w.deps.Secrets, Names: names.NewKV(namesKV), Shares: shares.NewKV(sharesKV), Log: w.log,
 	})

@@ -118,7 +118,12 @@ func create(t *testing.T, ws string) events.Envelope {
 // waitFor polls cond until it holds or the deadline passes.
 func (h *harness) waitFor(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	h.waitForWithin(20*time.Second, what, cond)
+}
+
+func (h *harness) waitForWithin(limit time.Duration, what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			h.t.Fatalf("timed out waiting for %s", what)

@@ -29,6 +29,17 @@ type Reservation struct {
 	// (nil: none), so that reads show it deleting before the worker has
 	// said anything.
 	DeleteAcceptedAt *time.Time `json:"delete_accepted_at,omitempty"`
+	// HeldUntil makes the reservation a tombstone: the workspace was
+	// deleted at DeletedAt and its name is taken by no one before then,
+	// so grants left elsewhere for it (a token audience, a policy) cannot
+	// apply to a stranger's new workspace of that name.
+	HeldUntil *time.Time `json:"held_until,omitempty"`
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
+}
+
+// Held reports whether r is a tombstone still in force at now.
+func (r Reservation) Held(now time.Time) bool {
+	return r.HeldUntil != nil && now.Before(*r.HeldUntil)
 }
 
 // KV keeps the reservations, one key per name.
@@ -70,10 +81,43 @@ func (n *KV) Claim(ctx context.Context, name string, r Reservation, rev uint64) 
 
 // Unreserve gives a name back if its reservation is still at rev.
 func (n *KV) Unreserve(ctx context.Context, name string, rev uint64) error {
-	if err := n.kv.Delete(ctx, name, jetstream.LastRevision(rev)); err != nil {
+	err := n.kv.Delete(ctx, name, jetstream.LastRevision(rev))
+	if events.IsConflict(err) {
+		return fmt.Errorf("unreserve name %s: %w", name, ErrTaken)
+	}
+	if err != nil {
 		return fmt.Errorf("unreserve name %s: %w", name, err)
 	}
 	return nil
+}
+
+// Hold leaves a tombstone on the name of a workspace just deleted, in
+// place of its reservation, until until; a zero until frees the name at
+// once. Repeating it only moves until.
+func (n *KV) Hold(ctx context.Context, name string, until time.Time) error {
+	if until.IsZero() {
+		return n.Release(ctx, name)
+	}
+	now := time.Now().UTC()
+	until = until.UTC()
+	raw, err := json.Marshal(Reservation{CreatedAt: now, DeletedAt: &now, HeldUntil: &until})
+	if err != nil {
+		return fmt.Errorf("encode tombstone %s: %w", name, err)
+	}
+	if _, err := n.kv.Put(ctx, name, raw); err != nil {
+		return fmt.Errorf("hold name %s: %w", name, err)
+	}
+	return nil
+}
+
+// HeldUntil returns until when the name of a deleted workspace is held;
+// zero when it is not (free, reserved, or its hold is over).
+func (n *KV) HeldUntil(ctx context.Context, name string) (time.Time, error) {
+	r, _, err := n.Get(ctx, name)
+	if err != nil || !r.Held(time.Now()) {
+		return time.Time{}, err
+	}
+	return *r.HeldUntil, nil
 }
 
 // Release frees the name of a deleted workspace; free already is success.

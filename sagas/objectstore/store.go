@@ -132,12 +132,13 @@ func (s *Store) checkOurs(ctx context.Context, st *atomic.Int32, bucket string) 
 // AdoptBucket may take over.
 var errUntagged = fmt.Errorf("untagged: %w", sagas.ErrNotOurs)
 
-// AdoptBucket tags as ours an untagged bucket created at or after since
-// (or whose creation MinIO never finished recording): the bucket an
-// EnsureBucket made before a crash kept it from tagging it.
-// MinIO gives a bucket's creation time only in ListBuckets (to the
-// millisecond; since is taken to the second below, for servers that round).
-// That lists every bucket, which is fine on this rare recovery path.
+// AdoptBucket tags as ours an untagged, empty bucket created at or after
+// since (or whose creation MinIO never finished recording): the bucket an
+// EnsureBucket made before a crash kept it from tagging it. A bucket
+// holding anything was filled by someone, so it is never taken.
+// MinIO gives a bucket's creation time only in ListBuckets, to the
+// millisecond. That lists every bucket, which is fine on this rare
+// recovery path.
 func (s *Store) AdoptBucket(ctx context.Context, bucket string, since time.Time) error {
 	if err := validBucket(bucket); err != nil {
 		return err
@@ -147,6 +148,18 @@ func (s *Store) AdoptBucket(ctx context.Context, bucket string, since time.Time)
 	if err := s.checkOurs(ctx, st, bucket); !errors.Is(err, errUntagged) {
 		return err // ours (nil), none, tagged by someone else, or an outage
 	}
+	if err := s.madeSince(ctx, st, bucket, since); err != nil {
+		return err
+	}
+	if err := s.holdsNothing(ctx, st, bucket); err != nil {
+		return err
+	}
+	return s.tagBucket(ctx, st, bucket)
+}
+
+// madeSince answers nil for a bucket created at or after since, to the
+// millisecond.
+func (s *Store) madeSince(ctx context.Context, st *atomic.Int32, bucket string, since time.Time) error {
 	buckets, err := s.s3.ListBuckets(ctx)
 	if err != nil {
 		return classify(st, err, "list buckets to date %q", bucket)
@@ -158,11 +171,31 @@ func (s *Store) AdoptBucket(ctx context.Context, bucket string, since time.Time)
 	// A zero date: MinIO never saved the bucket's metadata, i.e. the create
 	// itself was cut short (seen when the whole stack is SIGKILLed during
 	// MakeBucket); a bucket whose create completed always has one.
-	if created := buckets[i].CreationDate; !created.IsZero() && created.Before(since.Truncate(time.Second)) {
+	if created := buckets[i].CreationDate; !created.IsZero() && created.Before(since.Truncate(time.Millisecond)) {
 		return fmt.Errorf("bucket %q has no tags and was created at %s, before this step started at %s: %w",
 			bucket, created.UTC().Format(time.RFC3339Nano), since.UTC().Format(time.RFC3339Nano), sagas.ErrNotOurs)
 	}
-	return s.tagBucket(ctx, st, bucket)
+	return nil
+}
+
+// holdsNothing answers nil for a bucket without any object version,
+// delete marker or unfinished upload; our half-made bucket has none.
+func (s *Store) holdsNothing(ctx context.Context, st *atomic.Int32, bucket string) error {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the listings after their first item
+	if o, ok := <-s.s3.ListObjects(lctx, bucket, minio.ListObjectsOptions{WithVersions: true, Recursive: true, MaxKeys: 1}); ok {
+		if o.Err != nil {
+			return classify(st, o.Err, "list objects of bucket %q", bucket)
+		}
+		return fmt.Errorf("bucket %q has no tags and holds objects: %w", bucket, sagas.ErrNotOurs)
+	}
+	if u, ok := <-s.s3.ListIncompleteUploads(lctx, bucket, "", true); ok {
+		if u.Err != nil {
+			return classify(st, u.Err, "list uploads of bucket %q", bucket)
+		}
+		return fmt.Errorf("bucket %q has no tags and holds unfinished uploads: %w", bucket, sagas.ErrNotOurs)
+	}
+	return nil
 }
 
 // DeleteBucket removes our bucket. Without purge MinIO itself refuses a

@@ -235,7 +235,7 @@ func (p *Providers) AdoptBucket(_ context.Context, name string, since time.Time)
 			return fmt.Errorf("bucket %s: %w", name, sagas.ErrNotFound)
 		case b.ours:
 			return nil
-		case !b.untagged || b.created.Before(since):
+		case !b.untagged || b.objects > 0 || b.created.Before(since):
 			return fmt.Errorf("bucket %s: %w", name, sagas.ErrNotOurs)
 		}
 		b.ours, b.untagged = true, false
@@ -250,6 +250,14 @@ func (p *Providers) AddHalfMade(name string) {
 	defer p.mu.Unlock()
 	p.buckets[name] = &bucket{untagged: true, created: time.Now()}
 	p.creates["bucket"]++
+}
+
+// AddForeignBucket creates an untagged bucket this system did not create,
+// made at created and holding that many objects.
+func (p *Providers) AddForeignBucket(name string, created time.Time, objects int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buckets[name] = &bucket{untagged: true, created: created, objects: objects}
 }
 
 // SetBucketQuota implements sagas.ObjectStore.
