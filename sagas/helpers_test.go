@@ -59,7 +59,7 @@ func newHarnessOn(t *testing.T, js jetstream.JetStream) *harness {
 		}
 		return k
 	}
-	vault, err := secrets.New(kv(events.SecretsBucket), secrets.KeyFromPassphrase("test"))
+	vault, err := secrets.New(kv(events.SecretsBucket), secrets.Config{Key: secrets.KeyFromPassphrase("test")})
 	if err != nil {
 		t.Fatal(err)
 	}

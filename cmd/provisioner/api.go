@@ -104,7 +104,7 @@ func (s *system) secretStore(ctx context.Context) (*secrets.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secrets bucket: %w", err)
 	}
-	return secrets.New(kv, secrets.KeyFromPassphrase(s.cfg.SecretKey), secrets.WithStorage(s.publicS3URL(), s.cfg.S3Region))
+	return secrets.New(kv, secrets.Config{Key: secrets.KeyFromPassphrase(s.cfg.SecretKey), Endpoint: s.publicS3URL(), Region: s.cfg.S3Region})
 }
 
 func (s *system) publicS3URL() string {

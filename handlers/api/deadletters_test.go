@@ -23,7 +23,7 @@ import (
 func (s *stack) startWorker(users ...string) {
 	s.t.Helper()
 	kv := s.kv(events.SecretsBucket)
-	vault, err := secrets.New(kv, secrets.KeyFromPassphrase("test"))
+	vault, err := secrets.New(kv, secrets.Config{Key: secrets.KeyFromPassphrase("test")})
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	secKV, _ := b.JS.KeyValue(ctx, events.SecretsBucket)
-	vault, err := secrets.New(secKV, secrets.KeyFromPassphrase("test"))
+	vault, err := secrets.New(secKV, secrets.Config{Key: secrets.KeyFromPassphrase("test")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ func startProvisionStack(ctx context.Context, b *testing.B) *provisionStack {
 	if err != nil {
 		b.Fatal(err)
 	}
-	vault, err := secrets.New(secKV, secrets.KeyFromPassphrase("bench"))
+	vault, err := secrets.New(secKV, secrets.Config{Key: secrets.KeyFromPassphrase("bench")})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -66,7 +66,7 @@ func legacyVault(t *testing.T, ctx context.Context, js jetstream.JetStream, ws, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	vault, err := secrets.New(kv, secrets.KeyFromPassphrase(secretKey))
+	vault, err := secrets.New(kv, secrets.Config{Key: secrets.KeyFromPassphrase(secretKey)})
 	if err != nil {
 		t.Fatal(err)
 	}

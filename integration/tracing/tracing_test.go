@@ -152,7 +152,7 @@ func startWorker(ctx context.Context, t *testing.T, b *bus.Bus, pub *events.Publ
 	if err != nil {
 		t.Fatal(err)
 	}
-	vault, err := secrets.New(secKV, secrets.KeyFromPassphrase("tracing"))
+	vault, err := secrets.New(secKV, secrets.Config{Key: secrets.KeyFromPassphrase("tracing")})
 	if err != nil {
 		t.Fatal(err)
 	}

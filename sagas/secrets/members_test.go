@@ -11,7 +11,7 @@ import (
 
 func TestMemberKeyPairsAreSeparateAndListed(t *testing.T) {
 	ctx := context.Background()
-	s, err := secrets.New(bucket(t), secrets.KeyFromPassphrase("correct horse battery staple"), secrets.WithStorage("http://s3", "eu-1"))
+	s, err := secrets.New(bucket(t), secrets.Config{Key: secrets.KeyFromPassphrase("correct horse battery staple"), Endpoint: "http://s3", Region: "eu-1"})
 	if err != nil {
 		t.Fatal(err)
 	}

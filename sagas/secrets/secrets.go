@@ -35,13 +35,20 @@ func KeyFromPassphrase(passphrase string) []byte {
 	return key
 }
 
-// Option configures a Store.
-type Option func(*Store)
+// Config is the store's key and what it reports beside a key pair.
+type Config struct {
+	Key []byte // KeySize bytes, e.g. KeyFromPassphrase
+	// Endpoint and Region are the S3 endpoint and region a credentials
+	// block reports next to the key pair ("" leaves them empty).
+	Endpoint, Region string
+}
 
-// WithStorage sets the S3 endpoint and region that Credentials reports
-// next to the key pair.
-func WithStorage(endpoint, region string) Option {
-	return func(s *Store) { s.endpoint, s.region = endpoint, region }
+// Validate names the first field that cannot work.
+func (c Config) Validate() error {
+	if len(c.Key) != KeySize {
+		return fmt.Errorf("key: must be %d bytes, got %d", KeySize, len(c.Key))
+	}
+	return nil
 }
 
 // Store reads and writes encrypted credentials, one KV key per workspace.
@@ -52,15 +59,15 @@ type Store struct {
 	region   string
 }
 
-// New returns a store over kv (events.SecretsBucket) with a 32-byte key.
-func New(kv jetstream.KeyValue, key []byte, opts ...Option) (*Store, error) {
+// New returns a store over kv (events.SecretsBucket).
+func New(kv jetstream.KeyValue, cfg Config) (*Store, error) {
 	if kv == nil {
 		return nil, errors.New("secrets: kv bucket is required")
 	}
-	if len(key) != KeySize {
-		return nil, fmt.Errorf("secrets: key must be %d bytes, got %d", KeySize, len(key))
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("secrets: %w", err)
 	}
-	block, err := aes.NewCipher(key)
+	block, err := aes.NewCipher(cfg.Key)
 	if err != nil {
 		return nil, fmt.Errorf("secrets: %w", err)
 	}
@@ -68,11 +75,7 @@ func New(kv jetstream.KeyValue, key []byte, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secrets: %w", err)
 	}
-	s := &Store{kv: kv, aead: aead}
-	for _, o := range opts {
-		o(s)
-	}
-	return s, nil
+	return &Store{kv: kv, aead: aead, endpoint: cfg.Endpoint, region: cfg.Region}, nil
 }
 
 // Put stores c for workspace ws, replacing what was there.

@@ -29,7 +29,7 @@ func bucket(t *testing.T) jetstream.KeyValue {
 func TestRoundTripEncryptedAtRest(t *testing.T) {
 	ctx := context.Background()
 	kv := bucket(t)
-	s, err := secrets.New(kv, secrets.KeyFromPassphrase("correct horse battery staple"), secrets.WithStorage("http://127.0.0.1:9000", "eu-1"))
+	s, err := secrets.New(kv, secrets.Config{Key: secrets.KeyFromPassphrase("correct horse battery staple"), Endpoint: "http://127.0.0.1:9000", Region: "eu-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestRoundTripEncryptedAtRest(t *testing.T) {
 func TestAbsentWrongKeyAndMovedValue(t *testing.T) {
 	ctx := context.Background()
 	kv := bucket(t)
-	s, _ := secrets.New(kv, secrets.KeyFromPassphrase("one"))
+	s, _ := secrets.New(kv, secrets.Config{Key: secrets.KeyFromPassphrase("one")})
 	creds, err := s.Credentials(ctx, "ws-none")
 	if creds != nil || err != nil {
 		t.Fatalf("absent: Credentials = %v, %v; want nil, nil", creds, err)
@@ -73,7 +73,7 @@ func TestAbsentWrongKeyAndMovedValue(t *testing.T) {
 	if err := s.Put(ctx, "ws-a", sagas.Credential{AccessKey: "ws-a", SecretKey: "aaaaaaaaaa"}); err != nil {
 		t.Fatal(err)
 	}
-	other, _ := secrets.New(kv, secrets.KeyFromPassphrase("two"))
+	other, _ := secrets.New(kv, secrets.Config{Key: secrets.KeyFromPassphrase("two")})
 	if _, _, err := other.Get(ctx, "ws-a"); err == nil || !strings.Contains(err.Error(), "cannot decrypt") {
 		t.Fatalf("wrong key: err = %v, want a decrypt error", err)
 	}
@@ -90,7 +90,7 @@ func TestAbsentWrongKeyAndMovedValue(t *testing.T) {
 
 func TestPutIfAbsentKeepsFirstAndDelete(t *testing.T) {
 	ctx := context.Background()
-	s, _ := secrets.New(bucket(t), secrets.KeyFromPassphrase("k"))
+	s, _ := secrets.New(bucket(t), secrets.Config{Key: secrets.KeyFromPassphrase("k")})
 	first := sagas.Credential{AccessKey: "ws-a", SecretKey: "first-secret"}
 	got, err := s.PutIfAbsent(ctx, "ws-a", first)
 	if err != nil || got != first {
@@ -120,7 +120,7 @@ func TestKeysAndRedaction(t *testing.T) {
 	if len(k1) != secrets.KeySize || !bytes.Equal(k1, k2) || bytes.Equal(k1, secrets.KeyFromPassphrase("q")) {
 		t.Fatal("KeyFromPassphrase must be deterministic, 32 bytes, and differ per passphrase")
 	}
-	if _, err := secrets.New(bucket(t), []byte("short")); err == nil {
+	if _, err := secrets.New(bucket(t), secrets.Config{Key: []byte("short")}); err == nil {
 		t.Fatal("a short key was accepted")
 	}
 	c := sagas.Credential{AccessKey: "ws-a", SecretKey: "do-not-print-me"}
