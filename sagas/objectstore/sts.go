@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/eo-workspaces/provisioner/tracing"
 )
 
 // MinIO's bounds for an AssumeRole session (config.MinExpiration and
@@ -53,11 +55,11 @@ func (s *Store) AssumeRole(ctx context.Context, accessKey, secretKey string, req
 	if err != nil {
 		return Session{}, err
 	}
+	host, secure, _ := s.cfg.hostAndSecure() // checked by New
 	scheme := "http"
-	if _, secure, _ := s.cfg.hostAndSecure(); secure {
+	if secure {
 		scheme = "https"
 	}
-	host, _, _ := s.cfg.hostAndSecure()
 	creds, err := credentials.NewSTSAssumeRole(scheme+"://"+host, credentials.STSAssumeRoleOptions{
 		AccessKey: accessKey, SecretKey: secretKey, Policy: string(doc),
 		Location: s.cfg.Region, DurationSeconds: int(req.Duration / time.Second),
@@ -67,7 +69,8 @@ func (s *Store) AssumeRole(ctx context.Context, accessKey, secretKey string, req
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	v, err := creds.GetWithContext(&credentials.CredContext{Client: &http.Client{Timeout: s.cfg.Timeout}, Context: ctx})
+	client := &http.Client{Timeout: s.cfg.Timeout, Transport: tracing.Transport(nil)}
+	v, err := creds.GetWithContext(&credentials.CredContext{Client: client, Context: ctx})
 	if err != nil {
 		var resp credentials.ErrorResponse
 		if errors.As(err, &resp) && refusedCodes[resp.STSError.Code] {
