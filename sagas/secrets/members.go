@@ -43,13 +43,9 @@ func (s *Store) DeleteMember(ctx context.Context, ws, username string) error {
 
 // Members returns every member key pair stored for ws.
 func (s *Store) Members(ctx context.Context, ws string) ([]sagas.Credential, error) {
-	lister, err := s.kv.ListKeysFiltered(ctx, ws+".member.*")
+	keys, err := s.keys(ctx, ws+".member.*")
 	if err != nil {
 		return nil, fmt.Errorf("list member credentials of %s: %w", ws, err)
-	}
-	var keys []string
-	for key := range lister.Keys() { // drained whole: the lister stops when done
-		keys = append(keys, key)
 	}
 	var out []sagas.Credential
 	for _, key := range keys {
@@ -72,4 +68,18 @@ func (s *Store) MemberCredentials(ctx context.Context, ws, username string) (map
 		return nil, err
 	}
 	return s.block(ws, c), nil
+}
+
+// keys lists the bucket's keys that match filter, read whole: the lister
+// stops its watch once every key is drained.
+func (s *Store) keys(ctx context.Context, filter string) ([]string, error) {
+	lister, err := s.kv.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for k := range lister.Keys() {
+		out = append(out, k)
+	}
+	return out, nil
 }

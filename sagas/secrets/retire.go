@@ -41,13 +41,9 @@ func (s *Store) Retire(ctx context.Context, r sagas.Retirement) error {
 
 // Retirements lists every recorded retirement.
 func (s *Store) Retirements(ctx context.Context) ([]sagas.Retirement, error) {
-	lister, err := s.kv.ListKeysFiltered(ctx, retirePrefix+">")
+	keys, err := s.keys(ctx, retirePrefix+">")
 	if err != nil {
 		return nil, fmt.Errorf("list retirements: %w", err)
-	}
-	var keys []string
-	for k := range lister.Keys() { // drained whole: the lister stops when done
-		keys = append(keys, k)
 	}
 	out := make([]sagas.Retirement, 0, len(keys))
 	for _, k := range keys {
