@@ -18,14 +18,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/eo-workspaces/provisioner/stack/minioserver"
+	"github.com/eo-workspaces/provisioner/stack/child"
 )
 
 // Defaults for Options.
@@ -113,10 +112,7 @@ type Server struct {
 	opts    Options
 	java    string
 	realms  []string // names of the imported realms, awaited at start
-	pid     int
-	done    chan struct{} // closed when the process has exited
-	waitErr error         // set before done closes
-	logs    *syncBuffer   // nil when Options.Logs was given
+	proc    *child.Process
 	tempDir string
 
 	stopOnce sync.Once
@@ -142,7 +138,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.StartTimeout)
 	defer cancel()
-	s := &Server{opts: opts, java: java, done: make(chan struct{})}
+	s := &Server{opts: opts, java: java}
 	if err := s.prepare(); err != nil {
 		s.removeTemp()
 		return nil, err
@@ -161,7 +157,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 // prepare fills in the ports and directories left to us and lays out the home.
 func (s *Server) prepare() error {
 	if s.opts.Addr == "" {
-		addr, err := minioserver.FreeAddr()
+		addr, err := child.FreeAddr()
 		if err != nil {
 			return err
 		}
@@ -234,12 +230,6 @@ func (s *Server) command() *exec.Cmd {
 		"KC_BOOTSTRAP_ADMIN_USERNAME="+s.opts.AdminUser,
 		"KC_BOOTSTRAP_ADMIN_PASSWORD="+s.opts.AdminPassword,
 	)
-	var out io.Writer = s.opts.Logs
-	if out == nil {
-		s.logs = &syncBuffer{}
-		out = s.logs
-	}
-	cmd.Stdout, cmd.Stderr = out, out
 	// kc.sh runs java in the background and passes SIGTERM on to it, or
 	// execs java itself after re-augmenting: SIGTERM at our death reaches
 	// java either way, where SIGKILL would kill only the shell. A process
@@ -248,30 +238,16 @@ func (s *Server) command() *exec.Cmd {
 	return cmd
 }
 
-// spawn starts the process from a goroutine locked to its OS thread for the
-// child's whole life: Pdeathsig fires when the parent *thread* exits, and Go
-// may retire an idle thread (golang/go#27505).
+// spawn starts kc.sh; the final SIGKILL goes to its process group, where
+// java may run as kc.sh's child.
 func (s *Server) spawn() error {
-	cmd := s.command()
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- fmt.Errorf("run %s: %w", cmd.Path, err)
-			close(s.done)
-			return
-		}
-		s.pid = cmd.Process.Pid
-		started <- nil
-		s.waitErr = cmd.Wait()
-		close(s.done)
-	}()
-	return <-started
+	var err error
+	s.proc, err = child.Start(s.command(), child.Options{Name: "keycloak", Logs: s.opts.Logs, KillGroup: true, TailBytes: 8 << 10})
+	return err
 }
 
 func freePort() (int, error) {
-	addr, err := minioserver.FreeAddr()
+	addr, err := child.FreeAddr()
 	if err != nil {
 		return 0, err
 	}

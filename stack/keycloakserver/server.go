@@ -2,7 +2,6 @@ package keycloakserver
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,8 +12,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 )
 
@@ -33,8 +30,8 @@ func (s *Server) waitReady(ctx context.Context) error {
 			return nil
 		}
 		select {
-		case <-s.done:
-			return fmt.Errorf("%w: %v", errExited, s.waitErr)
+		case <-s.Done():
+			return fmt.Errorf("%w: %v", errExited, s.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("wait for readiness: %w", ctx.Err())
 		case <-tick.C:
@@ -100,24 +97,17 @@ func (s *Server) AdminPassword() string { return s.opts.AdminPassword }
 func (s *Server) DataDir() string { return s.opts.DataDir }
 
 // Pid is the process id: kc.sh's, which becomes java's when it re-augments.
-func (s *Server) Pid() int { return s.pid }
+func (s *Server) Pid() int { return s.proc.Pid() }
 
 // Done is closed once the process has exited, for whatever reason.
-func (s *Server) Done() <-chan struct{} { return s.done }
+func (s *Server) Done() <-chan struct{} { return s.proc.Done() }
 
 // Err is the process's exit error; meaningful once Done is closed.
-func (s *Server) Err() error {
-	select {
-	case <-s.done:
-		return s.waitErr
-	default:
-		return nil
-	}
-}
+func (s *Server) Err() error { return s.proc.Err() }
 
 // RSS is the resident memory of the Keycloak JVM, in bytes.
 func (s *Server) RSS() (int64, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(s.pid) + "/status")
+	f, err := os.Open("/proc/" + strconv.Itoa(s.Pid()) + "/status")
 	if err != nil {
 		return 0, fmt.Errorf("keycloak memory: %w", err)
 	}
@@ -129,28 +119,13 @@ func (s *Server) RSS() (int64, error) {
 			return kb << 10, err
 		}
 	}
-	return 0, fmt.Errorf("keycloak memory: no VmRSS for pid %d", s.pid)
+	return 0, fmt.Errorf("keycloak memory: no VmRSS for pid %d", s.Pid())
 }
 
 // Logs returns what the server printed, when Options.Logs was nil.
-func (s *Server) Logs() string {
-	if s.logs == nil {
-		return ""
-	}
-	return s.logs.String()
-}
+func (s *Server) Logs() string { return s.proc.Logs() }
 
-func (s *Server) logTail() string {
-	l := s.Logs()
-	if l == "" {
-		return ""
-	}
-	const max = 8 << 10
-	if len(l) > max {
-		l = "..." + l[len(l)-max:]
-	}
-	return "\nkeycloak output:\n" + strings.TrimRight(l, "\n")
-}
+func (s *Server) logTail() string { return s.proc.LogTail() }
 
 // Stop sends SIGTERM, waits up to StopTimeout for Keycloak to exit, then
 // SIGKILLs its process group; it removes the temporary home Start made.
@@ -164,26 +139,7 @@ func (s *Server) Stop() error {
 }
 
 func (s *Server) stop() error {
-	select {
-	case <-s.done:
-		return nil // already gone; Err says how
-	default:
-	}
-	if err := syscall.Kill(s.pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("signal keycloak (pid %d): %w", s.pid, err)
-	}
-	timer := time.NewTimer(s.opts.StopTimeout)
-	defer timer.Stop()
-	select {
-	case <-s.done:
-		return nil
-	case <-timer.C:
-	}
-	if err := syscall.Kill(-s.pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("kill keycloak (pid %d): %w", s.pid, err)
-	}
-	<-s.done
-	return fmt.Errorf("keycloak (pid %d) ignored SIGTERM for %s and was killed", s.pid, s.opts.StopTimeout)
+	return s.proc.Stop(s.opts.StopTimeout)
 }
 
 func (s *Server) removeTemp() {
@@ -191,22 +147,4 @@ func (s *Server) removeTemp() {
 		_ = os.RemoveAll(s.tempDir)
 		s.tempDir = ""
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the two writers exec gives it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -26,7 +26,6 @@
 package minioserver
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,11 +34,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"runtime"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/eo-workspaces/provisioner/stack/child"
 )
 
 // Defaults for Options.
@@ -117,10 +116,7 @@ func (o Options) Validate() error {
 // Server is a running MinIO child process.
 type Server struct {
 	opts     Options
-	pid      int
-	done     chan struct{} // closed when the process has exited
-	waitErr  error         // set before done closes
-	logs     *syncBuffer   // nil when Options.Logs was given
+	proc     *child.Process
 	tempDirs []string
 
 	stopOnce sync.Once
@@ -165,7 +161,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 var errExitedEarly = errors.New("minio exited before it was ready")
 
 func startOnce(ctx context.Context, opts Options) (*Server, error) {
-	s := &Server{opts: opts, done: make(chan struct{})}
+	s := &Server{opts: opts}
 	if err := s.prepare(); err != nil {
 		s.removeTemp()
 		return nil, err
@@ -229,41 +225,19 @@ func (s *Server) command() (*exec.Cmd, error) {
 		// refusal, immediate purge of deleted objects.
 		"MINIO_CI_CD=1",
 	)
-	var out io.Writer = s.opts.Logs
-	if out == nil {
-		s.logs = &syncBuffer{}
-		out = s.logs
-	}
-	cmd.Stdout, cmd.Stderr = out, out
 	// Kill MinIO if we die, and give it its own process group so a
 	// terminal's Ctrl-C reaches only us and we decide how it stops.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	return cmd, nil
 }
 
-// spawn starts the process from a goroutine locked to its OS thread for the
-// child's whole life: Pdeathsig fires when the parent *thread* exits, and Go
-// may retire an idle thread, which would kill MinIO early (golang/go#27505).
 func (s *Server) spawn() error {
 	cmd, err := s.command()
 	if err != nil {
 		return err
 	}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- fmt.Errorf("run %s: %w", s.opts.Binary, err)
-			close(s.done)
-			return
-		}
-		s.pid = cmd.Process.Pid
-		started <- nil
-		s.waitErr = cmd.Wait()
-		close(s.done)
-	}()
-	return <-started
+	s.proc, err = child.Start(cmd, child.Options{Name: "minio", Logs: s.opts.Logs})
+	return err
 }
 
 func (s *Server) waitReady(ctx context.Context) error {
@@ -275,8 +249,8 @@ func (s *Server) waitReady(ctx context.Context) error {
 			return nil
 		}
 		select {
-		case <-s.done:
-			return fmt.Errorf("%w: %v", errExitedEarly, s.waitErr)
+		case <-s.proc.Done():
+			return fmt.Errorf("%w: %v", errExitedEarly, s.proc.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("wait for readiness: %w", ctx.Err())
 		case <-tick.C:
@@ -325,40 +299,18 @@ func (s *Server) Region() string { return s.opts.Region }
 func (s *Server) DataDir() string { return s.opts.DataDir }
 
 // Pid is the MinIO process id.
-func (s *Server) Pid() int { return s.pid }
+func (s *Server) Pid() int { return s.proc.Pid() }
 
 // Done is closed once the process has exited, for whatever reason.
-func (s *Server) Done() <-chan struct{} { return s.done }
+func (s *Server) Done() <-chan struct{} { return s.proc.Done() }
 
 // Err is the process's exit error; meaningful once Done is closed.
-func (s *Server) Err() error {
-	select {
-	case <-s.done:
-		return s.waitErr
-	default:
-		return nil
-	}
-}
+func (s *Server) Err() error { return s.proc.Err() }
 
 // Logs returns what the server printed, when Options.Logs was nil.
-func (s *Server) Logs() string {
-	if s.logs == nil {
-		return ""
-	}
-	return s.logs.String()
-}
+func (s *Server) Logs() string { return s.proc.Logs() }
 
-func (s *Server) logTail() string {
-	l := s.Logs()
-	if l == "" {
-		return ""
-	}
-	const max = 4 << 10
-	if len(l) > max {
-		l = "..." + l[len(l)-max:]
-	}
-	return "\nminio output:\n" + strings.TrimRight(l, "\n")
-}
+func (s *Server) logTail() string { return s.proc.LogTail() }
 
 // Stop sends SIGTERM, waits up to StopTimeout for MinIO to exit, then
 // SIGKILLs it; it removes the temporary directories Start made. Calling it
@@ -372,26 +324,7 @@ func (s *Server) Stop() error {
 }
 
 func (s *Server) stop() error {
-	select {
-	case <-s.done:
-		return nil // already gone; Err says how
-	default:
-	}
-	if err := syscall.Kill(s.pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("signal minio (pid %d): %w", s.pid, err)
-	}
-	timer := time.NewTimer(s.opts.StopTimeout)
-	defer timer.Stop()
-	select {
-	case <-s.done:
-		return nil
-	case <-timer.C:
-	}
-	if err := syscall.Kill(s.pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("kill minio (pid %d): %w", s.pid, err)
-	}
-	<-s.done
-	return fmt.Errorf("minio (pid %d) ignored SIGTERM for %s and was killed", s.pid, s.opts.StopTimeout)
+	return s.proc.Stop(s.opts.StopTimeout)
 }
 
 func (s *Server) removeTemp() {
@@ -402,29 +335,4 @@ func (s *Server) removeTemp() {
 }
 
 // FreeAddr returns a 127.0.0.1 host:port that was free a moment ago.
-func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// syncBuffer is a bytes.Buffer safe for the two writers exec gives it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+func FreeAddr() (string, error) { return child.FreeAddr() }
