@@ -47,6 +47,16 @@ func TestCompose(t *testing.T) {
 	}
 }
 
+// The Keycloak compose file for the contract suite runs the release the
+// tests pin, like the full stack's.
+func TestKeycloakComposeRunsThePinnedRelease(t *testing.T) {
+	c := yamlDocs(t, filepath.Join(deployDir, "docker-compose.keycloak.yml"))[0]
+	kc, _ := c["services"].(map[string]any)["keycloak"].(map[string]any)
+	if want := "quay.io/keycloak/keycloak:" + keycloakserver.DefaultVersion; kc["image"] != want {
+		t.Errorf("keycloak image %v, want %s (stack/keycloakserver.DefaultVersion)", kc["image"], want)
+	}
+}
+
 // checkImagesPinned: every image but the one built here names a release,
 // never a moving tag.
 func checkImagesPinned(t *testing.T, services map[string]map[string]any) {
