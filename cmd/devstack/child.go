@@ -2,14 +2,14 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"os/exec"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/eo-workspaces/provisioner/stack/child"
 )
 
 // part is one running piece of the stack, as the supervisor sees it.
@@ -21,12 +21,10 @@ type part interface {
 	Stop() error
 }
 
-// child is a process devstack started and owns.
-type child struct {
+// proc is a process devstack started and owns.
+type proc struct {
 	name        string
-	pid         int
-	done        chan struct{}
-	err         error
+	p           *child.Process
 	stopTimeout time.Duration
 	stopOnce    sync.Once
 	stopErr     error
@@ -35,72 +33,27 @@ type child struct {
 // startChild runs bin in dir with its output prefixed by name. It dies with
 // us (Pdeathsig) and sits in its own process group, so a terminal's Ctrl-C
 // reaches only devstack, which then stops the children in order.
-func startChild(name, bin, dir string, args, env []string, logs io.Writer, stopTimeout time.Duration) (*child, error) {
+func startChild(name, bin, dir string, args, env []string, logs io.Writer, stopTimeout time.Duration) (*proc, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	c := &child{name: name, done: make(chan struct{}), stopTimeout: stopTimeout}
-	started := make(chan error, 1)
-	// Pdeathsig fires when the parent *thread* exits; keep this goroutine
-	// on its thread for the child's whole life (golang/go#27505).
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- fmt.Errorf("start %s: %w", name, err)
-			return
-		}
-		c.pid = cmd.Process.Pid
-		started <- nil
-		c.err = cmd.Wait()
-		close(c.done)
-	}()
-	if err := <-started; err != nil {
-		return nil, err
+	p, err := child.Start(cmd, child.Options{Name: name, Logs: logs})
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	return c, nil
+	return &proc{name: name, p: p, stopTimeout: stopTimeout}, nil
 }
 
-func (c *child) Name() string          { return c.name }
-func (c *child) Pid() int              { return c.pid }
-func (c *child) Done() <-chan struct{} { return c.done }
-
-func (c *child) Err() error {
-	select {
-	case <-c.done:
-		return c.err
-	default:
-		return nil
-	}
-}
+func (c *proc) Name() string          { return c.name }
+func (c *proc) Pid() int              { return c.p.Pid() }
+func (c *proc) Done() <-chan struct{} { return c.p.Done() }
+func (c *proc) Err() error            { return c.p.Err() }
 
 // Stop sends SIGTERM, then SIGKILL after the stop timeout.
-func (c *child) Stop() error {
-	c.stopOnce.Do(func() { c.stopErr = c.stop() })
+func (c *proc) Stop() error {
+	c.stopOnce.Do(func() { c.stopErr = c.p.Stop(c.stopTimeout) })
 	return c.stopErr
-}
-
-func (c *child) stop() error {
-	select {
-	case <-c.done:
-		return nil
-	default:
-	}
-	if err := syscall.Kill(c.pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("signal %s (pid %d): %w", c.name, c.pid, err)
-	}
-	t := time.NewTimer(c.stopTimeout)
-	defer t.Stop()
-	select {
-	case <-c.done:
-		return nil
-	case <-t.C:
-	}
-	_ = syscall.Kill(c.pid, syscall.SIGKILL)
-	<-c.done
-	return fmt.Errorf("%s (pid %d) ignored SIGTERM for %s and was killed", c.name, c.pid, c.stopTimeout)
 }
 
 // prefixWriter writes whole lines to out, each led by a component's name.
