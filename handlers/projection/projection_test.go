@@ -3,6 +3,7 @@ package projection_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"testing"
@@ -148,5 +149,41 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("no %s within 10s", what)
 		}
 		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+}
+
+// TestRebuildRefusesWhenAnotherWriterMoves: an entry written between the
+// rebuild's read and its writes (a projection left running) is neither
+// overwritten nor lost; the rebuild says why it stopped.
+func TestRebuildRefusesWhenAnotherWriterMoves(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b := bustest.Start(t)
+	v, err := schemas.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := events.NewPublisher(b.JS, v)
+	env, _ := events.New("ws-moved", &events.StatusChanged{Status: events.StatusProvisioning, Owner: "alice"}, events.Meta{Actor: "t"})
+	if _, err := pub.Publish(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := b.JS.KeyValue(ctx, events.ProjectionBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, _ := json.Marshal(readmodel.Workspace{Name: "ws-moved", Status: events.StatusReady, LastSeq: 99})
+	projection.BeforeRebuildWrites(t, func() {
+		if _, err := kv.Put(ctx, "ws-moved", live); err != nil {
+			t.Error(err)
+		}
+	})
+	_, err = projection.Rebuild(ctx, b.JS, v, zap.NewNop())
+	if !errors.Is(err, projection.ErrModelMoved) {
+		t.Fatalf("rebuild with another writer: %v, want ErrModelMoved", err)
+	}
+	e, err := kv.Get(ctx, "ws-moved")
+	if err != nil || string(e.Value()) != string(live) {
+		t.Fatalf("the other writer's entry became %q (err %v)", e.Value(), err)
 	}
 }

@@ -17,6 +17,10 @@ import (
 	"github.com/eo-workspaces/provisioner/readmodel"
 )
 
+// beforeWrites runs between reading the stored model and writing it;
+// tests make another writer act there.
+var beforeWrites = func() {}
+
 // RebuildStats says what a rebuild did.
 type RebuildStats struct {
 	Events     int    // events read from the stream
@@ -61,6 +65,7 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, schema events.SchemaVa
 	if err != nil {
 		return stats, err
 	}
+	beforeWrites()
 	if stats.Written, err = writeChanged(ctx, kv, model, stored); err != nil {
 		return stats, err
 	}
