@@ -150,9 +150,19 @@ func (ws *Workspace) RoleOf(username string) string {
 // not made them a member yet (until its owner role step, a workspace has
 // no members; the last-admin rule keeps one ever after).
 func (ws *Workspace) CanRead(username string) bool {
-	if ws.RoleOf(username) != "" {
-		return true
+	return slices.Contains(ws.Readers(), username)
+}
+
+// Readers are the users CanRead lets in; the list index files each
+// workspace under them.
+func (ws *Workspace) Readers() []string {
+	users := make([]string, 0, len(ws.Members)+1)
+	for _, m := range ws.Members {
+		users = append(users, m.Username)
 	}
 	creating := ws.Status == events.StatusProvisioning || ws.Status == events.StatusFailed
-	return creating && len(ws.Members) == 0 && ws.Owner != "" && ws.Owner == username
+	if creating && len(ws.Members) == 0 && ws.Owner != "" {
+		users = append(users, ws.Owner)
+	}
+	return users
 }

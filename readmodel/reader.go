@@ -20,6 +20,7 @@ type Reader struct {
 	mu     sync.RWMutex
 	byName map[string]*Workspace
 	names  []string // sorted, for cursor pagination
+	index  index    // subsets of names by status, owner and reader
 	ready  chan struct{}
 	log    *zap.Logger
 	subs   map[chan Workspace]struct{} // live views, under mu
@@ -27,7 +28,7 @@ type Reader struct {
 
 // NewReader returns an empty reader; Run fills it.
 func NewReader(log *zap.Logger) *Reader {
-	return &Reader{byName: map[string]*Workspace{}, ready: make(chan struct{}), log: log,
+	return &Reader{byName: map[string]*Workspace{}, index: index{}, ready: make(chan struct{}), log: log,
 		subs: map[chan Workspace]struct{}{}}
 }
 
@@ -72,10 +73,7 @@ func (r *Reader) apply(e jetstream.KeyValueEntry) {
 	defer r.mu.Unlock()
 	name := e.Key()
 	if e.Operation() != jetstream.KeyValuePut {
-		delete(r.byName, name)
-		if i, ok := slices.BinarySearch(r.names, name); ok {
-			r.names = slices.Delete(r.names, i, i+1)
-		}
+		r.drop(name)
 		r.notify(Workspace{Name: name}) // gone from the model (a rebuild purges it)
 		return
 	}
@@ -84,12 +82,32 @@ func (r *Reader) apply(e jetstream.KeyValueEntry) {
 		r.log.Error("projection reader: undecodable entry", zap.String("key", name), zap.Error(err))
 		return
 	}
-	if _, exists := r.byName[name]; !exists {
+	r.put(name, &ws)
+	r.notify(clone(&ws))
+}
+
+// put holds ws under name, and files it in the index; it runs under r.mu.
+func (r *Reader) put(name string, ws *Workspace) {
+	old, exists := r.byName[name]
+	if !exists {
 		i, _ := slices.BinarySearch(r.names, name)
 		r.names = slices.Insert(r.names, i, name)
 	}
-	r.byName[name] = &ws
-	r.notify(clone(&ws))
+	r.index.move(name, old, ws)
+	r.byName[name] = ws
+}
+
+// drop forgets name; it runs under r.mu.
+func (r *Reader) drop(name string) {
+	old, exists := r.byName[name]
+	if !exists {
+		return
+	}
+	r.index.move(name, old, nil)
+	delete(r.byName, name)
+	if i, ok := slices.BinarySearch(r.names, name); ok {
+		r.names = slices.Delete(r.names, i, i+1)
+	}
 }
 
 // Subscribe returns a channel that receives every workspace written to the
@@ -139,22 +157,26 @@ func (r *Reader) Get(name string) (Workspace, bool) {
 type Filter struct {
 	Status string
 	Owner  string
-	// Visible, if set, decides per workspace whether the caller may see it.
-	Visible func(*Workspace) bool
+	// Reader, if set, keeps the workspaces this user may read
+	// (Workspace.CanRead): the list of a caller who is not a platform admin.
+	Reader string
 }
 
 // List returns up to limit workspaces with names after cursor, in name
-// order, and the cursor of the next page ("" when there is none).
+// order, and the cursor of the next page ("" when there is none). It
+// walks the narrowest index list that f allows, so a page costs a binary
+// search and the entries of that list it reads, whatever the size.
 func (r *Reader) List(f Filter, cursor string, limit int) ([]Workspace, string) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	start := sort.SearchStrings(r.names, cursor)
-	if start < len(r.names) && r.names[start] == cursor {
+	names := r.index.narrowest(f, r.names)
+	start := sort.SearchStrings(names, cursor)
+	if start < len(names) && names[start] == cursor {
 		start++
 	}
 	out := make([]Workspace, 0, min(limit, 64))
-	for i := start; i < len(r.names); i++ {
-		ws := r.byName[r.names[i]]
+	for i := start; i < len(names); i++ {
+		ws := r.byName[names[i]]
 		if !f.match(ws) {
 			continue
 		}
@@ -169,7 +191,7 @@ func (r *Reader) List(f Filter, cursor string, limit int) ([]Workspace, string) 
 func (f Filter) match(ws *Workspace) bool {
 	return (f.Status == "" || ws.Status == f.Status) &&
 		(f.Owner == "" || ws.Owner == f.Owner) &&
-		(f.Visible == nil || f.Visible(ws))
+		(f.Reader == "" || ws.CanRead(f.Reader))
 }
 
 // Len is the number of workspaces held.

@@ -174,9 +174,13 @@ func rebuild(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer sys.close()
-	if err := projection.Rebuild(ctx, sys.bus.JS); err != nil {
+	stats, err := projection.Rebuild(ctx, sys.bus.JS, sys.schema, log)
+	if err != nil {
 		return err
 	}
-	log.Info("projection cleared; the projection role replays every event when it next starts")
+	log.Info("projection rebuilt; the projection role resumes after the last event folded",
+		zap.Int("events", stats.Events), zap.Int("rejected", stats.Rejected), zap.Int("workspaces", stats.Workspaces),
+		zap.Int("written", stats.Written), zap.Int("removed", stats.Removed), zap.Uint64("last_seq", stats.LastSeq),
+		zap.Duration("took", stats.Took), zap.Float64("events_per_second", stats.EventsPerSecond()))
 	return nil
 }

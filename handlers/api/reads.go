@@ -114,8 +114,7 @@ func (s *server) list(w http.ResponseWriter, r *http.Request, p auth.Principal) 
 		return err
 	}
 	if !p.Admin {
-		user := p.Username
-		q.filter.Visible = func(ws *readmodel.Workspace) bool { return ws.CanRead(user) }
+		q.filter.Reader = p.Username
 	}
 	items, next := s.d.Workspaces.List(q.filter, q.after, q.limit)
 	body := listBody{Items: make([]summaryBody, len(items))}

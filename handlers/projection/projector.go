@@ -165,27 +165,3 @@ func (p *Projector) load(ctx context.Context, name string) (readmodel.Workspace,
 	}
 	return ws, e.Revision(), nil
 }
-
-// Rebuild throws the read model away and replays the whole events stream
-// into it. Stop every running projector first; Run afterwards replays.
-// Keys are purged one by one so live readers see each removal.
-func Rebuild(ctx context.Context, js jetstream.JetStream) error {
-	err := js.DeleteConsumer(ctx, events.EventsStream, ConsumerName)
-	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("delete projection consumer: %w", err)
-	}
-	kv, err := js.KeyValue(ctx, events.ProjectionBucket)
-	if err != nil {
-		return fmt.Errorf("projection bucket: %w", err)
-	}
-	keys, err := kv.ListKeys(ctx)
-	if err != nil {
-		return fmt.Errorf("list projection keys: %w", err)
-	}
-	for k := range keys.Keys() {
-		if err := kv.Purge(ctx, k); err != nil {
-			return fmt.Errorf("purge %s: %w", k, err)
-		}
-	}
-	return nil
-}
