@@ -83,6 +83,9 @@ type client struct {
 	WebOrigins                []string          `json:"webOrigins"`
 	Attributes                map[string]string `json:"attributes"`
 	ProtocolMappers           []protocolMapper  `json:"protocolMappers,omitempty"`
+	// ScopeRoleIDs is the client's role scope mapping: with FullScopeAllowed
+	// off, its tokens carry only these roles (and the client's own).
+	ScopeRoleIDs []string `json:"scopeRoleIds,omitempty"`
 }
 
 type protocolMapper struct {

@@ -52,6 +52,8 @@ func writeEverything(t *testing.T, s *Server, check func()) {
 	}
 	grant(c, "ws_admin")
 	grant(gone, "ws_viewer")
+	mustStatus(204, "POST", base+"/clients/"+c+"/scope-mappings/clients/"+gone, `[{"name":"ws_viewer"}]`)
+	mustStatus(204, "PUT", base+"/clients/"+c, `{"fullScopeAllowed":false}`)
 	mustStatus(204, "DELETE", base+"/clients/"+c+"/roles/ws_viewer", ``)
 	mustStatus(204, "DELETE", base+"/clients/"+c+"/roles/ws_extra", ``)
 	mustStatus(204, "DELETE", base+"/clients/"+gone, ``)

@@ -179,7 +179,7 @@ func accessClaims(t tokenRequest, now time.Time, lifespan int) claims {
 	if len(t.client.WebOrigins) > 0 {
 		c["allowed-origins"] = t.client.WebOrigins
 	}
-	realmRoles, clientRoles := rolesForToken(t.realm, t.user)
+	realmRoles, clientRoles := rolesForToken(t.realm, t.client, t.user)
 	if len(realmRoles) > 0 {
 		c["realm_access"] = map[string]any{"roles": realmRoles}
 	}
@@ -261,11 +261,16 @@ func refreshClaims(t tokenRequest, now time.Time, lifespan int) claims {
 	}
 }
 
-// rolesForToken lists effective realm roles and client roles by clientId.
-func rolesForToken(r *realm, u *user) ([]string, map[string][]string) {
+// rolesForToken lists the user's effective realm roles and client roles by
+// clientId, as far as the requesting client's scope lets them through.
+func rolesForToken(r *realm, c *client, u *user) ([]string, map[string][]string) {
 	var realmRoles []string
 	clientRoles := map[string][]string{}
+	scoped := r.inScope(c)
 	for _, ro := range r.effectiveRoles(u) {
+		if !scoped(ro) {
+			continue
+		}
 		if ro.ClientID == "" {
 			realmRoles = append(realmRoles, ro.Name)
 			continue
