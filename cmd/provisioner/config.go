@@ -41,6 +41,7 @@ type config struct {
 	KeycloakClientSecret string
 	KeycloakTokenShape   string
 	KeycloakSignIn       []string
+	KeycloakWSScopes     bool
 	OIDCAudience         string
 	AdminRole            string
 	InsecureNoAuth       bool
@@ -84,6 +85,7 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.KeycloakClientSecret, "keycloak-client-secret", "", "its secret")
 	fs.StringVar(&c.KeycloakTokenShape, "keycloak-token-shape", "", "what members' tokens carry of their workspaces, set by the worker on --keycloak-sign-in-clients at start: eoepca (each workspace in aud and resource_access; grows with the memberships) or compact (none, the --admin-role kept; the same size at any count); empty leaves the realm as it is")
 	fs.StringSliceVar(&c.KeycloakSignIn, "keycloak-sign-in-clients", nil, "clients users sign in with, whose scope --keycloak-token-shape sets")
+	fs.BoolVar(&c.KeycloakWSScopes, "keycloak-workspace-scopes", false, "give each workspace a client scope workspace:<name>, optional on --keycloak-sign-in-clients: a token asked for with it carries that workspace alone")
 	fs.StringVar(&c.OIDCAudience, "oidc-audience", "workspace-api", "audience API tokens must carry")
 	fs.StringVar(&c.AdminRole, "admin-role", auth.DefaultAdminRole, "realm role of platform admins")
 	fs.StringVar(&c.UIKeycloakURL, "ui-keycloak-url", "", "Keycloak base URL as browsers reach it, for the operator page's sign-in (default: --keycloak-url)")
@@ -172,6 +174,8 @@ func (c *config) validateTokenShape() error {
 		return fmt.Errorf("--keycloak-token-shape: %w", err)
 	case shape != keycloak.TokenShapeAsIs && len(c.KeycloakSignIn) == 0:
 		return fmt.Errorf("--keycloak-sign-in-clients: required by --keycloak-token-shape %s", shape)
+	case c.KeycloakWSScopes && len(c.KeycloakSignIn) == 0:
+		return errors.New("--keycloak-sign-in-clients: required by --keycloak-workspace-scopes")
 	}
 	return nil
 }

@@ -17,17 +17,19 @@ import (
 // unknown one is refused at start with the flag's name.
 func TestTokenShapeFlags(t *testing.T) {
 	for _, c := range []struct {
-		shape   string
-		signIn  []string
-		wantErr string
+		shape    string
+		signIn   []string
+		wsScopes bool
+		wantErr  string
 	}{
-		{"", nil, ""},
-		{"compact", []string{"demo"}, ""},
-		{"eoepca", []string{"demo", "workspace-ui"}, ""},
-		{"compact", nil, "--keycloak-sign-in-clients: required"},
-		{"tiny", []string{"demo"}, "--keycloak-token-shape"},
+		{"", nil, false, ""},
+		{"compact", []string{"demo"}, true, ""},
+		{"eoepca", []string{"demo", "workspace-ui"}, false, ""},
+		{"compact", nil, false, "--keycloak-sign-in-clients: required"},
+		{"", nil, true, "--keycloak-sign-in-clients: required by --keycloak-workspace-scopes"},
+		{"tiny", []string{"demo"}, false, "--keycloak-token-shape"},
 	} {
-		cfg := config{KeycloakTokenShape: c.shape, KeycloakSignIn: c.signIn}
+		cfg := config{KeycloakTokenShape: c.shape, KeycloakSignIn: c.signIn, KeycloakWSScopes: c.wsScopes}
 		err := cfg.validateTokenShape()
 		if (err == nil) != (c.wantErr == "") || (err != nil && !strings.Contains(err.Error(), c.wantErr)) {
 			t.Errorf("shape %q, clients %v: %v, want %q", c.shape, c.signIn, err, c.wantErr)

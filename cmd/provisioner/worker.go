@@ -28,6 +28,7 @@ func (s *system) startWorker(ctx context.Context, g *errgroup.Group) error {
 	identity, err := keycloak.New(keycloak.Config{
 		BaseURL: s.cfg.KeycloakURL, Realm: s.cfg.KeycloakRealm,
 		ClientID: s.cfg.KeycloakClientID, ClientSecret: s.cfg.KeycloakClientSecret,
+		WorkspaceScopeClients: s.workspaceScopeClients(),
 	}, s.log.Named("keycloak"))
 	if err != nil {
 		return err
@@ -80,6 +81,13 @@ func (s *system) applyTokenShape(ctx context.Context, kc *keycloak.Adapter, shap
 	}
 	s.log.Info("keycloak token shape applied", zap.String("shape", string(shape)), zap.Strings("sign_in_clients", s.cfg.KeycloakSignIn))
 	return nil
+}
+
+func (s *system) workspaceScopeClients() []string {
+	if !s.cfg.KeycloakWSScopes {
+		return nil
+	}
+	return s.cfg.KeycloakSignIn
 }
 
 // nameHold maps --name-hold 0 ("freed at once") to the worker's

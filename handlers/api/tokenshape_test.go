@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"github.com/eo-workspaces/provisioner/auth"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/readmodel"
+	"github.com/eo-workspaces/provisioner/sagas"
+	"github.com/eo-workspaces/provisioner/sagas/keycloak"
 	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
@@ -87,7 +90,31 @@ func TestAUserInTenThousandWorkspaces(t *testing.T) {
 		t.Errorf("EOEPCA token at %d workspaces is %d bytes: does it still carry them all?", manyWorkspaces, last)
 	}
 
-	for shape, tok := range map[string]string{"EOEPCA": login(eoepcaSignIn, busiest), "compact": login(kcemu.DevPublicClientID, busiest)} {
+	// One workspace on demand: its client scope asked for in a compact realm.
+	kcAdapter, err := keycloak.New(keycloak.Config{BaseURL: kc.URL(), Realm: kcemu.DevRealmName, ClientID: kcemu.DevWorkerClientID,
+		ClientSecret: kcemu.DevWorkerClientSecret, WorkspaceScopeClients: []string{kcemu.DevPublicClientID}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kcAdapter.EnsureClientRoles(s.ctx, manyName(42), events.Roles...); err != nil {
+		t.Fatal(err)
+	}
+	onDemand := emulatorToken(t, kc.URL(), kcemu.DevRealmName, url.Values{"grant_type": {"password"}, "client_id": {kcemu.DevPublicClientID},
+		"username": {busiest}, "password": {kcemu.DevPassword}, "scope": {keycloak.WorkspaceScopePrefix + manyName(42)}})
+	t.Logf("%6d workspaces: compact token with %s asked for %d bytes", manyWorkspaces, manyName(42), len(onDemand))
+	if len(onDemand) > compact[0]+200 {
+		t.Errorf("the token with one workspace asked for is %d bytes, the compact one %d", len(onDemand), compact[0])
+	}
+	_, payload, _ := split(t, onDemand)
+	var claims struct {
+		Aud []string `json:"aud"`
+	}
+	if raw, err := base64.RawURLEncoding.DecodeString(payload); err != nil || json.Unmarshal(raw, &claims) != nil ||
+		strings.Join(claims.Aud, ",") != kcemu.DevAPIClientID+","+manyName(42) {
+		t.Errorf("the token with %s asked for has aud %v, want the API and that workspace", manyName(42), claims.Aud)
+	}
+
+	for shape, tok := range map[string]string{"EOEPCA": login(eoepcaSignIn, busiest), "compact": login(kcemu.DevPublicClientID, busiest), "on demand": onDemand} {
 		t.Run(shape, func(t *testing.T) { answersTheBusiestUser(t, srv.URL, tok) })
 	}
 }
@@ -142,7 +169,8 @@ func answersTheBusiestUser(t *testing.T, base, token string) {
 }
 
 // manyWorkspacesRealm is the compact dev realm plus an EOEPCA-shaped
-// sign-in client, manyWorkspaces workspace clients with their roles, and
+// sign-in client, manyWorkspaces workspace clients (marked as the
+// provisioner's) with their roles, and
 // one user per count in membershipCounts holding ws_access in that many.
 func manyWorkspacesRealm(t *testing.T) []byte {
 	t.Helper()
@@ -162,7 +190,8 @@ func manyWorkspacesRealm(t *testing.T) []byte {
 	})
 	roles := map[string]any{}
 	for i := range manyWorkspaces {
-		clients = append(clients, map[string]any{"clientId": manyName(i), "bearerOnly": true, "publicClient": false})
+		clients = append(clients, map[string]any{"clientId": manyName(i), "bearerOnly": true, "publicClient": false,
+			"attributes": map[string]any{sagas.ManagedByKey: sagas.ManagedByValue}})
 		roles[manyName(i)] = []any{map[string]any{"name": events.RoleAdmin}, map[string]any{"name": events.RoleAccess},
 			map[string]any{"name": events.RoleViewer}}
 	}

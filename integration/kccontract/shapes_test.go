@@ -1,8 +1,12 @@
 package kccontract
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +15,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/eo-workspaces/provisioner/events"
+	"github.com/eo-workspaces/provisioner/sagas"
 	"github.com/eo-workspaces/provisioner/sagas/keycloak"
 	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
@@ -203,4 +208,98 @@ func realmRoles(t *testing.T, tok jwt.Token) []string {
 		return nil
 	}
 	return sorted(anyStrings(claim[map[string]any](t, tok, "realm_access")["roles"]))
+}
+
+// TestWorkspaceScopeOnDemand: with workspace scopes on, each workspace has
+// a client scope "workspace:<name>", optional on the sign-in client. In the
+// compact realm, a token asked for with it carries that one workspace in
+// aud and resource_access, whatever the number of memberships; an unknown
+// scope refuses the request; deleting the workspace deletes its scope; a
+// scope of that name made by someone else is never adopted.
+func TestWorkspaceScopeOnDemand(t *testing.T) {
+	forEachTargetWith(t, func(name string) ([]byte, error) {
+		return kcemu.DevRealmShaped(name, kcemu.TokenShapeCompact)
+	}, testWorkspaceScopeOnDemand)
+}
+
+func testWorkspaceScopeOnDemand(t *testing.T, tg *target) {
+	c := ctx(t)
+	kc, err := keycloak.New(keycloak.Config{BaseURL: tg.URL, Realm: tg.Realm, ClientID: kcemu.DevWorkerClientID,
+		ClientSecret: kcemu.DevWorkerClientSecret, WorkspaceScopeClients: []string{kcemu.DevPublicClientID}}, nil)
+	mustDo(t, err)
+	const n = 30
+	for i := range n {
+		ws := fmt.Sprintf("ws-demand-%02d", i)
+		must(kc.EnsureClient(c, ws))(t)
+		for range 2 { // a step run twice leaves one scope, mapped once
+			mustDo(t, kc.EnsureClientRoles(c, ws, events.Roles...))
+		}
+		mustDo(t, kc.GrantClientRole(c, ws, kcemu.DevUser1, events.RoleAccess))
+	}
+	plain := tg.login(t, kcemu.DevPublicClientID, kcemu.DevUser1)
+	wantCompact(t, tg.verify(t, plain), nil)
+	one := tg.loginScope(t, kcemu.DevUser1, "openid "+keycloak.WorkspaceScopePrefix+"ws-demand-07")
+	tok := tg.verify(t, one)
+	aud, _ := tok.Audience()
+	eq(t, "aud", strings.Join(sorted(aud), ","), kcemu.DevAPIClientID+",ws-demand-07")
+	ra := claim[map[string]any](t, tok, "resource_access")
+	eq(t, "resource_access", fmt.Sprint(ra), "map[ws-demand-07:map[roles:[ws_access]]]")
+	if !strings.Contains(claim[string](t, tok, "scope"), "workspace:ws-demand-07") {
+		t.Errorf("scope claim %q lacks the workspace's scope", claim[string](t, tok, "scope"))
+	}
+	two := tg.verify(t, tg.loginScope(t, kcemu.DevUser1, "workspace:ws-demand-01 workspace:ws-demand-02"))
+	wantWorkspaces(t, two, 2)
+	// Another user holds no role of the workspace: its scope adds nothing.
+	wantCompact(t, tg.verify(t, tg.loginScope(t, kcemu.DevUser2, "workspace:ws-demand-07")), nil)
+	t.Logf("%d workspaces: compact token %d bytes, with one workspace asked for %d bytes", n, len(plain), len(one))
+
+	tg.wantInvalidScope(t, "openid workspace:no-such-workspace")
+	mustDo(t, kc.DeleteClient(c, "ws-demand-07"))
+	tg.wantInvalidScope(t, "workspace:ws-demand-07")
+
+	tok2 := tg.adminToken(t)
+	status, body := tg.raw(t, http.MethodPost, "/admin/realms/"+tg.Realm+"/client-scopes", tok2,
+		[]byte(`{"name":"workspace:ws-foreign","protocol":"openid-connect"}`))
+	eq(t, "a foreign scope: "+body, status, http.StatusCreated)
+	must(kc.EnsureClient(c, "ws-foreign"))(t)
+	err = kc.EnsureClientRoles(c, "ws-foreign", events.Roles...)
+	if !errors.Is(err, sagas.ErrNotOurs) || !sagas.IsPermanent(err) {
+		t.Fatalf("a foreign scope of the workspace's name: %v, want a permanent ErrNotOurs", err)
+	}
+}
+
+// loginScope is a password grant through the dev realm's public client
+// asking for scope; it returns the access token.
+func (tg *target) loginScope(t *testing.T, username, scope string) string {
+	t.Helper()
+	status, body := tg.tokenRequest(t, username, scope)
+	if status != http.StatusOK {
+		t.Fatalf("token of %s with scope %q: %d %s", username, scope, status, body)
+	}
+	var resp struct {
+		AccessToken string `json:"access_token"`
+	}
+	mustDo(t, json.Unmarshal([]byte(body), &resp))
+	return resp.AccessToken
+}
+
+func (tg *target) wantInvalidScope(t *testing.T, scope string) {
+	t.Helper()
+	status, body := tg.tokenRequest(t, kcemu.DevUser1, scope)
+	eq(t, "token with scope "+scope, status, http.StatusBadRequest)
+	var e struct{ Error, ErrorDescription string }
+	_ = json.Unmarshal([]byte(strings.Replace(body, "error_description", "errorDescription", 1)), &e)
+	eq(t, "error", e.Error, "invalid_scope")
+	eq(t, "error_description", e.ErrorDescription, "Invalid scopes: "+scope)
+}
+
+func (tg *target) tokenRequest(t *testing.T, username, scope string) (int, string) {
+	t.Helper()
+	form := url.Values{"grant_type": {"password"}, "client_id": {kcemu.DevPublicClientID}, "username": {username},
+		"password": {kcemu.DevPassword}, "scope": {scope}}
+	resp, err := http.PostForm(tg.URL+"/realms/"+tg.Realm+"/protocol/openid-connect/token", form)
+	mustDo(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

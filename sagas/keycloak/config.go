@@ -22,6 +22,11 @@ type Config struct {
 	ClientID, ClientSecret string
 	// Timeout bounds each adapter call, token refresh included (default 30s).
 	Timeout time.Duration
+	// WorkspaceScopeClients, when not empty, gives each workspace a client
+	// scope "workspace:<clientId>" holding its roles, optional on these
+	// clients (the ones users sign in with), so that a token may be asked
+	// for with one workspace in it on demand (see WorkspaceScopePrefix).
+	WorkspaceScopeClients []string
 }
 
 // WithDefaults fills the zero fields.

@@ -109,9 +109,10 @@ func changeScope(ofClient, add bool) func(a *adminCall, c *client) (reply, bool)
 }
 
 // inScope is what a token of c may carry of the user's roles: everything
-// with fullScopeAllowed, else c's own roles and its scope mapping, with
-// their composites expanded (Keycloak's TokenManager.getAccess).
-func (r *realm) inScope(c *client) func(*role) bool {
+// with fullScopeAllowed, else c's own roles, its scope mapping and those of
+// the client scopes granted, with their composites expanded (Keycloak's
+// TokenManager.getAccess).
+func (r *realm) inScope(c *client, scopes []*clientScope) func(*role) bool {
 	if c.FullScopeAllowed {
 		return func(*role) bool { return true }
 	}
@@ -132,6 +133,11 @@ func (r *realm) inScope(c *client) func(*role) bool {
 	}
 	for _, id := range c.ScopeRoleIDs {
 		walk(id)
+	}
+	for _, sc := range scopes {
+		for _, id := range sc.ScopeRoleIDs {
+			walk(id)
+		}
 	}
 	return func(ro *role) bool { return allowed[ro.ID] }
 }
