@@ -18,7 +18,8 @@ type Config struct {
 	// ClientID and ClientSecret are the worker's confidential client; its
 	// service account needs realm-management's manage-clients,
 	// view-clients, query-clients, query-users, view-users and
-	// manage-users (to map client roles to users).
+	// manage-users (to map client roles to users); view-realm too for
+	// ApplyTokenShape, which reads the realm roles it puts in scope.
 	ClientID, ClientSecret string
 	// Timeout bounds each adapter call, token refresh included (default 30s).
 	Timeout time.Duration
