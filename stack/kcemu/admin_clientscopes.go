@@ -18,6 +18,11 @@ type clientScope struct {
 	Protocol     string            `json:"protocol,omitempty"`
 	Attributes   map[string]string `json:"attributes,omitempty"`
 	ScopeRoleIDs []string          `json:"scopeRoleIds,omitempty"`
+	// OptionalOn are the clients (internal ids) that have this scope among
+	// their optional scopes. Kept here rather than on the clients, so that
+	// a sign-in client with thousands of workspace scopes is not rewritten
+	// whole, in the change log, for each one added.
+	OptionalOn []string `json:"optionalOn,omitempty"`
 }
 
 var scopeNotFound = errReply(http.StatusNotFound, "Could not find client scope")
@@ -25,8 +30,9 @@ var scopeNotFound = errReply(http.StatusNotFound, "Could not find client scope")
 // routeClientScopes serves client scopes, their client-role scope
 // mappings and clients' optional scopes, as far as a per-workspace scope
 // requested on demand needs them. A client scope's id or name taken is 409
-// "Client Scope <name> already exists"; a deleted scope's id may linger in
-// a client's optional scopes and is skipped wherever they are read.
+// "Client Scope <name> already exists". Deleting a scope takes it off
+// every client; a deleted client's id may linger in a scope's OptionalOn
+// (ids are never reused).
 func (s *Server) routeClientScopes(mux *http.ServeMux, p string) {
 	cs := p + "/client-scopes"
 	mux.HandleFunc("POST "+cs, s.admin(true, manageClients, createClientScope))
@@ -37,8 +43,8 @@ func (s *Server) routeClientScopes(mux *http.ServeMux, p string) {
 	mux.HandleFunc("POST "+sm, s.admin(true, manageClients, withScope(changeScopeClientRoles(true))))
 	mux.HandleFunc("DELETE "+sm, s.admin(true, manageClients, withScope(changeScopeClientRoles(false))))
 	opt := p + "/clients/{id}/optional-client-scopes/{scope}"
-	mux.HandleFunc("PUT "+opt, s.admin(true, manageClients, withClient(optionalScope(true))))
-	mux.HandleFunc("DELETE "+opt, s.admin(true, manageClients, withClient(optionalScope(false))))
+	mux.HandleFunc("PUT "+opt, s.admin(true, manageClients, optionalScope(true)))
+	mux.HandleFunc("DELETE "+opt, s.admin(true, manageClients, optionalScope(false)))
 }
 
 func withScope(h func(a *adminCall, sc *clientScope) (reply, bool)) adminHandler {
@@ -144,16 +150,21 @@ func changeScopeClientRoles(add bool) func(a *adminCall, sc *clientScope) (reply
 	}
 }
 
-func optionalScope(add bool) func(a *adminCall, c *client) (reply, bool) {
-	return func(a *adminCall, c *client) (reply, bool) {
-		id := a.r.PathValue("scope")
-		if a.rl.ClientScopes[id] == nil {
+func optionalScope(add bool) adminHandler {
+	return func(a *adminCall) (reply, bool) {
+		c := a.rl.Clients[a.r.PathValue("id")]
+		if c == nil {
+			return clientNotFound, false
+		}
+		sc := a.rl.ClientScopes[a.r.PathValue("scope")]
+		if sc == nil {
 			return errReply(http.StatusNotFound, "Client scope not found"), false
 		}
-		c.OptionalScopeIDs = slices.DeleteFunc(c.OptionalScopeIDs, func(x string) bool { return x == id })
+		sc.OptionalOn = slices.DeleteFunc(sc.OptionalOn, func(x string) bool { return x == c.ID })
 		if add {
-			c.OptionalScopeIDs = append(c.OptionalScopeIDs, id)
+			sc.OptionalOn = append(sc.OptionalOn, c.ID)
 		}
+		a.rl.touch(kindClientScope, sc.ID)
 		return noContent(), true
 	}
 }
@@ -186,7 +197,7 @@ func requestedScopes(r *realm, c *client, requested string) (granted string, ope
 			optional = appendUnique(optional, name)
 		default:
 			sc := r.scopeByName(name)
-			if sc == nil || !slices.Contains(c.OptionalScopeIDs, sc.ID) {
+			if sc == nil || !slices.Contains(sc.OptionalOn, c.ID) {
 				ok = false
 				continue
 			}

@@ -87,9 +87,6 @@ type client struct {
 	// ScopeRoleIDs is the client's role scope mapping: with FullScopeAllowed
 	// off, its tokens carry only these roles (and the client's own).
 	ScopeRoleIDs []string `json:"scopeRoleIds,omitempty"`
-	// OptionalScopeIDs are the realm's own client scopes a token request
-	// through this client may ask for.
-	OptionalScopeIDs []string `json:"optionalClientScopeIds,omitempty"`
 }
 
 type protocolMapper struct {
