@@ -15,6 +15,7 @@ import (
 	"github.com/eo-workspaces/provisioner/handlers/ui"
 	"github.com/eo-workspaces/provisioner/handlers/worker"
 	"github.com/eo-workspaces/provisioner/sagas"
+	"github.com/eo-workspaces/provisioner/sagas/keycloak"
 	"github.com/eo-workspaces/provisioner/sagas/objectstore"
 )
 
@@ -38,6 +39,9 @@ type config struct {
 	KeycloakRealm        string
 	KeycloakClientID     string
 	KeycloakClientSecret string
+	KeycloakTokenShape   string
+	KeycloakSignIn       []string
+	KeycloakWSScopes     bool
 	OIDCAudience         string
 	AdminRole            string
 	InsecureNoAuth       bool
@@ -79,6 +83,9 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.KeycloakRealm, "keycloak-realm", "eoepca", "realm of the workspaces")
 	fs.StringVar(&c.KeycloakClientID, "keycloak-client-id", "workspace-worker", "confidential client the worker logs in with")
 	fs.StringVar(&c.KeycloakClientSecret, "keycloak-client-secret", "", "its secret")
+	fs.StringVar(&c.KeycloakTokenShape, "keycloak-token-shape", "", "what members' tokens carry of their workspaces, set by the worker on --keycloak-sign-in-clients at start: eoepca (each workspace in aud and resource_access; grows with the memberships) or compact (none, the --admin-role kept; the same size at any count); empty leaves the realm as it is")
+	fs.StringSliceVar(&c.KeycloakSignIn, "keycloak-sign-in-clients", nil, "clients users sign in with, whose scope --keycloak-token-shape sets")
+	fs.BoolVar(&c.KeycloakWSScopes, "keycloak-workspace-scopes", false, "give each workspace a client scope workspace:<name>, optional on --keycloak-sign-in-clients: a token asked for with it carries that workspace alone")
 	fs.StringVar(&c.OIDCAudience, "oidc-audience", "workspace-api", "audience API tokens must carry")
 	fs.StringVar(&c.AdminRole, "admin-role", auth.DefaultAdminRole, "realm role of platform admins")
 	fs.StringVar(&c.UIKeycloakURL, "ui-keycloak-url", "", "Keycloak base URL as browsers reach it, for the operator page's sign-in (default: --keycloak-url)")
@@ -143,6 +150,9 @@ func (c *config) Validate() error {
 			}
 		}
 	}
+	if err := c.validateTokenShape(); err != nil {
+		return err
+	}
 	if c.has(roleAPI) {
 		if c.SecretKey == "" {
 			return fmt.Errorf("--secret-key: required by the API to read credentials (env %s)", envName("--secret-key"))
@@ -153,6 +163,19 @@ func (c *config) Validate() error {
 	}
 	if c.Concurrency < 1 {
 		return fmt.Errorf("--concurrency: %d, want at least 1", c.Concurrency)
+	}
+	return nil
+}
+
+func (c *config) validateTokenShape() error {
+	shape, err := keycloak.ParseTokenShape(c.KeycloakTokenShape)
+	switch {
+	case err != nil:
+		return fmt.Errorf("--keycloak-token-shape: %w", err)
+	case shape != keycloak.TokenShapeAsIs && len(c.KeycloakSignIn) == 0:
+		return fmt.Errorf("--keycloak-sign-in-clients: required by --keycloak-token-shape %s", shape)
+	case c.KeycloakWSScopes && len(c.KeycloakSignIn) == 0:
+		return errors.New("--keycloak-sign-in-clients: required by --keycloak-workspace-scopes")
 	}
 	return nil
 }

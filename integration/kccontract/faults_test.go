@@ -14,7 +14,7 @@ import (
 
 // Fault injection is the emulator's own feature; a real Keycloak has none.
 func emulatorOnly(t *testing.T) *target {
-	tg := newTarget(t, nil)
+	tg := newTarget(t, nil, kcemu.DevRealmAs)
 	if tg.Emu == nil {
 		t.Skip("fault injection exists only in the emulator")
 	}

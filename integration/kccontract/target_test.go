@@ -77,17 +77,24 @@ func runWithRealKeycloak(m *testing.M) int {
 // real Keycloak, with the same assertions: a difference between the two is
 // a failing test (watermill's one suite for every backend).
 func forEachTarget(t *testing.T, test func(t *testing.T, tg *target)) {
-	t.Run("emulator", func(t *testing.T) { test(t, newTarget(t, nil)) })
+	forEachTargetWith(t, kcemu.DevRealmAs, test)
+}
+
+// forEachTargetWith is forEachTarget with the realm export made by
+// export(name) instead of the dev realm's.
+func forEachTargetWith(t *testing.T, export func(name string) ([]byte, error), test func(t *testing.T, tg *target)) {
+	t.Run("emulator", func(t *testing.T) { test(t, newTarget(t, nil, export)) })
 	t.Run("keycloak", func(t *testing.T) {
 		if realKeycloak == nil {
 			t.Skip("-short: no real Keycloak")
 		}
-		test(t, newTarget(t, realKeycloak))
+		test(t, newTarget(t, realKeycloak, export))
 	})
 }
 
-// newTarget is a fresh realm on real, or on an emulator of its own when real is nil.
-func newTarget(t *testing.T, real *keycloakserver.Instance) *target {
+// newTarget is a fresh realm on real, or on an emulator of its own when
+// real is nil, imported from export(name).
+func newTarget(t *testing.T, real *keycloakserver.Instance, export func(name string) ([]byte, error)) *target {
 	t.Helper()
 	tg := &target{}
 	if real != nil {
@@ -103,7 +110,7 @@ func newTarget(t *testing.T, real *keycloakserver.Instance) *target {
 	tg.GC = gocloak.NewClient(tg.URL)
 	tg.InvalidGrant = tg.invalidGrantStatus(t)
 	tg.Realm = "kcc-" + randomHex(4)
-	tg.createRealm(t)
+	tg.createRealm(t, export)
 	return tg
 }
 
@@ -113,11 +120,11 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// createRealm imports the dev realm under this test's name, as a suite
+// createRealm imports export's realm under this test's name, as a suite
 // written for a real Keycloak would.
-func (tg *target) createRealm(t *testing.T) {
+func (tg *target) createRealm(t *testing.T, export func(name string) ([]byte, error)) {
 	t.Helper()
-	body, err := kcemu.DevRealmAs(tg.Realm)
+	body, err := export(tg.Realm)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -182,6 +182,11 @@ func (a *Adapter) DeleteClient(ctx context.Context, clientID string) error {
 	if err != nil {
 		return err
 	}
+	if len(a.cfg.WorkspaceScopeClients) > 0 {
+		if err := a.deleteWorkspaceScope(ctx, clientID); err != nil {
+			return err
+		}
+	}
 	err = a.admin(ctx, func(token string) error { return a.gc.DeleteClient(ctx, token, a.cfg.Realm, *c.ID) })
 	if status(err) == http.StatusNotFound {
 		return nil
@@ -225,6 +230,9 @@ func (a *Adapter) EnsureClientRoles(ctx context.Context, clientID string, roles 
 			return classify(err, "create role %q of client %q", role, clientID)
 		}
 		a.log.Info("keycloak client role created", zap.String("client_id", clientID), zap.String("role", role))
+	}
+	if len(a.cfg.WorkspaceScopeClients) > 0 {
+		return a.ensureWorkspaceScope(ctx, c, roles)
 	}
 	return nil
 }

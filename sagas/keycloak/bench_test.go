@@ -10,12 +10,19 @@ import (
 )
 
 // BenchmarkProvisionKeycloak times the create saga's Keycloak side per
-// workspace (client, two roles, the owner's mapping) through the adapter,
-// and counts the HTTP requests it takes.
+// workspace (client, its roles, the owner's mapping) through the adapter,
+// and counts the HTTP requests it takes; then the same with a workspace
+// client scope optional on the dev realm's two sign-in clients.
 func BenchmarkProvisionKeycloak(b *testing.B) {
+	b.Run("plain", func(b *testing.B) { benchProvision(b, nil) })
+	b.Run("workspace-scopes", func(b *testing.B) { benchProvision(b, kcemu.DevSignInClients) })
+}
+
+func benchProvision(b *testing.B, scopeClients []string) {
 	p := startProxy(b)
 	cfg := workerConfig()
 	cfg.BaseURL = p.url
+	cfg.WorkspaceScopeClients = scopeClients
 	a := newAdapter(b, cfg)
 	ctx := context.Background()
 	var names []string

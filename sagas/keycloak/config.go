@@ -18,10 +18,16 @@ type Config struct {
 	// ClientID and ClientSecret are the worker's confidential client; its
 	// service account needs realm-management's manage-clients,
 	// view-clients, query-clients, query-users, view-users and
-	// manage-users (to map client roles to users).
+	// manage-users (to map client roles to users); view-realm too for
+	// ApplyTokenShape, which reads the realm roles it puts in scope.
 	ClientID, ClientSecret string
 	// Timeout bounds each adapter call, token refresh included (default 30s).
 	Timeout time.Duration
+	// WorkspaceScopeClients, when not empty, gives each workspace a client
+	// scope "workspace:<clientId>" holding its roles, optional on these
+	// clients (the ones users sign in with), so that a token may be asked
+	// for with one workspace in it on demand (see WorkspaceScopePrefix).
+	WorkspaceScopeClients []string
 }
 
 // WithDefaults fills the zero fields.

@@ -23,6 +23,8 @@ func (s *Server) routeClients(mux *http.ServeMux, p string) {
 	mux.HandleFunc("DELETE "+c+"/roles/{role}", s.admin(true, manageClients, withClient(deleteClientRole)))
 	mux.HandleFunc("GET "+c+"/roles/{role}/users", s.admin(false, and(viewClients, queryUsers), withClient(clientRoleUsers)))
 	s.routeMappers(mux, c)
+	s.routeScopeMappings(mux, c)
+	s.routeClientScopes(mux, p)
 }
 
 func and(fs ...func(*caller) bool) func(*caller) bool {

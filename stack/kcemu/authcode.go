@@ -147,7 +147,7 @@ func (s *Server) codeGrant(r *http.Request, t *tokenRequest) *oauthErr {
 		return invalidGrant("Session not active")
 	}
 	t.user, t.sid = u, c.sid
-	t.scope, t.openid = grantedScope(c.scope)
+	t.scope, t.openid, t.scopes, _ = requestedScopes(t.realm, t.client, c.scope)
 	return nil
 }
 

@@ -14,6 +14,8 @@ const (
 	kindClient   = "client"
 	kindUser     = "user"
 	kindRole     = "role"
+	// kindClientScope is a client scope of the realm's own.
+	kindClientScope = "clientScope"
 )
 
 type dirtyKey struct{ kind, id string }
@@ -120,6 +122,10 @@ func (r *realm) valueOf(k dirtyKey) (json.RawMessage, error) {
 		if ro := r.Roles[k.id]; ro != nil {
 			v = ro
 		}
+	case kindClientScope:
+		if sc := r.ClientScopes[k.id]; sc != nil {
+			v = sc
+		}
 	}
 	if v == nil {
 		return nil, nil
@@ -130,7 +136,7 @@ func (r *realm) valueOf(k dirtyKey) (json.RawMessage, error) {
 // settings is the realm without its clients, users and roles.
 func (r *realm) settings() *realm {
 	h := *r
-	h.Clients, h.Users, h.Roles, h.dirty = nil, nil, nil, nil
+	h.Clients, h.Users, h.Roles, h.ClientScopes, h.dirty = nil, nil, nil, nil, nil
 	return &h
 }
 
@@ -177,9 +183,9 @@ func (r *realm) applySettings(v json.RawMessage) error {
 	if h.Name != r.Name {
 		return fmt.Errorf("settings of realm %q name %q", r.Name, h.Name)
 	}
-	clients, users, roles, idx := r.Clients, r.Users, r.Roles, r.idx
+	clients, users, roles, scopes, idx := r.Clients, r.Users, r.Roles, r.ClientScopes, r.idx
 	*r = *h
-	r.Clients, r.Users, r.Roles, r.idx = clients, users, roles, idx
+	r.Clients, r.Users, r.Roles, r.ClientScopes, r.idx = clients, users, roles, scopes, idx
 	if r.RevokedSessions == nil {
 		r.RevokedSessions = map[string]int64{}
 	}
@@ -200,6 +206,8 @@ func (r *realm) applyDelete(kind, id string) {
 		if ro := r.Roles[id]; ro != nil {
 			r.dropRole(ro)
 		}
+	case kindClientScope:
+		delete(r.ClientScopes, id)
 	}
 }
 
@@ -222,6 +230,11 @@ func (r *realm) applyPut(kind string, v json.RawMessage) error {
 		ro := &role{}
 		if err = json.Unmarshal(v, ro); err == nil {
 			r.putRole(ro)
+		}
+	case kindClientScope:
+		sc := &clientScope{}
+		if err = json.Unmarshal(v, sc); err == nil {
+			r.ClientScopes[sc.ID] = sc
 		}
 	default:
 		err = fmt.Errorf("unknown kind %q", kind)

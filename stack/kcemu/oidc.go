@@ -233,8 +233,7 @@ func (s *Server) passwordGrant(r *http.Request, t *tokenRequest) *oauthErr {
 		return invalidGrant("Invalid user credentials")
 	}
 	t.user, t.sid = u, newID()
-	t.scope, t.openid = grantedScope(r.PostForm.Get("scope"))
-	return nil
+	return t.requestScope(r.PostForm.Get("scope"))
 }
 
 func clientCredentialsGrant(r *http.Request, t *tokenRequest) *oauthErr {
@@ -249,8 +248,7 @@ func clientCredentialsGrant(r *http.Request, t *tokenRequest) *oauthErr {
 		return invalidGrant("Service account user is not enabled")
 	}
 	t.user, t.clientSA = u, true
-	t.scope, t.openid = grantedScope(r.PostForm.Get("scope"))
-	return nil
+	return t.requestScope(r.PostForm.Get("scope"))
 }
 
 func refreshGrant(r *http.Request, t *tokenRequest) *oauthErr {
@@ -267,27 +265,20 @@ func refreshGrant(r *http.Request, t *tokenRequest) *oauthErr {
 		return invalidGrant("Invalid refresh token")
 	}
 	t.user, t.sid = u, c["sid"].(string)
-	t.scope, _ = c["scope"].(string)
-	t.openid = hasScope(t.scope, "openid")
+	granted, _ := c["scope"].(string)
+	t.scope, t.openid, t.scopes, _ = requestedScopes(t.realm, t.client, granted)
 	return nil
 }
 
-// grantedScope is what Keycloak grants a client with its default scopes:
-// profile and email always, openid and known optional scopes on request.
-func grantedScope(requested string) (string, bool) {
-	optional := map[string]bool{"address": true, "phone": true, "offline_access": true, "microprofile-jwt": true, "organization": true}
-	var out []string
-	openid := hasScope(requested, "openid")
-	if openid {
-		out = append(out, "openid")
+// requestScope grants the scopes a token request asks for, or refuses
+// them all, as Keycloak does, when one is unknown to the client.
+func (t *tokenRequest) requestScope(requested string) *oauthErr {
+	var ok bool
+	t.scope, t.openid, t.scopes, ok = requestedScopes(t.realm, t.client, requested)
+	if !ok {
+		return &oauthErr{http.StatusBadRequest, "invalid_scope", "Invalid scopes: " + requested}
 	}
-	for _, s := range strings.Fields(requested) {
-		if optional[s] && !contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	out = append(out, "profile", "email")
-	return strings.Join(out, " "), openid
+	return nil
 }
 
 func hasScope(scope, want string) bool { return contains(strings.Fields(scope), want) }

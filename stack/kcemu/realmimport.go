@@ -25,6 +25,17 @@ type realmExport struct {
 	DefaultRoles []string    `json:"defaultRoles"` // before Keycloak 13
 	Clients      []clientRep `json:"clients"`
 	Users        []userRep   `json:"users"`
+	// ScopeMappings are realm roles in a client's scope, ClientScopeMappings
+	// a client's roles (by its clientId) in another's. Entries naming a
+	// clientScope instead of a client are ignored: client scopes are not
+	// modelled.
+	ScopeMappings       []scopeMappingRep            `json:"scopeMappings"`
+	ClientScopeMappings map[string][]scopeMappingRep `json:"clientScopeMappings"`
+}
+
+type scopeMappingRep struct {
+	Client string   `json:"client"`
+	Roles  []string `json:"roles"`
 }
 
 type credentialRep struct {
@@ -79,6 +90,9 @@ func buildRealm(ex *realmExport) (*realm, error) {
 	}
 	r.importDefaultRole(ex)
 	r.ensureDefaults()
+	if err := r.importScopeMappings(ex); err != nil {
+		return nil, err
+	}
 	for i := range ex.Users {
 		if err := r.importUser(&ex.Users[i]); err != nil {
 			return nil, err
@@ -139,6 +153,39 @@ func (r *realm) importRoles(ex *realmExport) error {
 	for _, p := range all {
 		if err := r.setComposites(p.ro, p.rep.Composites); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+func (r *realm) importScopeMappings(ex *realmExport) error {
+	add := func(containerID string, m scopeMappingRep) error {
+		if m.Client == "" {
+			return nil
+		}
+		c := r.clientByClientID(m.Client)
+		if c == nil {
+			return fmt.Errorf("realm %q: scope mapping for unknown client %q", r.Name, m.Client)
+		}
+		for _, name := range m.Roles {
+			c.ScopeRoleIDs = appendUnique(c.ScopeRoleIDs, r.ensureRole(containerID, name).ID)
+		}
+		return nil
+	}
+	for _, m := range ex.ScopeMappings {
+		if err := add("", m); err != nil {
+			return err
+		}
+	}
+	for container, ms := range ex.ClientScopeMappings {
+		owner := r.clientByClientID(container)
+		if owner == nil {
+			return fmt.Errorf("realm %q: scope mapping of roles of unknown client %q", r.Name, container)
+		}
+		for _, m := range ms {
+			if err := add(owner.ID, m); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -38,21 +38,22 @@ type state struct {
 }
 
 type realm struct {
-	ID                    string             `json:"id"`
-	Name                  string             `json:"name"`
-	DisplayName           string             `json:"displayName,omitempty"`
-	Enabled               bool               `json:"enabled"`
-	AccessTokenLifespan   int                `json:"accessTokenLifespan"`   // seconds
-	SSOSessionIdleTimeout int                `json:"ssoSessionIdleTimeout"` // seconds; refresh token lifespan
-	SSOSessionMaxLifespan int                `json:"ssoSessionMaxLifespan"` // seconds
-	DefaultRoleID         string             `json:"defaultRoleId"`
-	SigningKeyPEM         string             `json:"signingKeyPem"` // PKCS#8 RSA private key
-	HMACKey               []byte             `json:"hmacKey"`       // signs refresh tokens (HS512)
-	HMACKeyID             string             `json:"hmacKeyId"`
-	Clients               map[string]*client `json:"clients"`         // by internal id
-	Users                 map[string]*user   `json:"users"`           // by id
-	Roles                 map[string]*role   `json:"roles"`           // by id, realm and client roles
-	RevokedSessions       map[string]int64   `json:"revokedSessions"` // sid -> unix expiry of the revocation
+	ID                    string                  `json:"id"`
+	Name                  string                  `json:"name"`
+	DisplayName           string                  `json:"displayName,omitempty"`
+	Enabled               bool                    `json:"enabled"`
+	AccessTokenLifespan   int                     `json:"accessTokenLifespan"`   // seconds
+	SSOSessionIdleTimeout int                     `json:"ssoSessionIdleTimeout"` // seconds; refresh token lifespan
+	SSOSessionMaxLifespan int                     `json:"ssoSessionMaxLifespan"` // seconds
+	DefaultRoleID         string                  `json:"defaultRoleId"`
+	SigningKeyPEM         string                  `json:"signingKeyPem"` // PKCS#8 RSA private key
+	HMACKey               []byte                  `json:"hmacKey"`       // signs refresh tokens (HS512)
+	HMACKeyID             string                  `json:"hmacKeyId"`
+	Clients               map[string]*client      `json:"clients"`                // by internal id
+	Users                 map[string]*user        `json:"users"`                  // by id
+	Roles                 map[string]*role        `json:"roles"`                  // by id, realm and client roles
+	RevokedSessions       map[string]int64        `json:"revokedSessions"`        // sid -> unix expiry of the revocation
+	ClientScopes          map[string]*clientScope `json:"clientScopes,omitempty"` // by id; the realm's own, not the built-in ones
 
 	// Derived at load; never serialised.
 	key   *rsa.PrivateKey
@@ -83,6 +84,9 @@ type client struct {
 	WebOrigins                []string          `json:"webOrigins"`
 	Attributes                map[string]string `json:"attributes"`
 	ProtocolMappers           []protocolMapper  `json:"protocolMappers,omitempty"`
+	// ScopeRoleIDs is the client's role scope mapping: with FullScopeAllowed
+	// off, its tokens carry only these roles (and the client's own).
+	ScopeRoleIDs []string `json:"scopeRoleIds,omitempty"`
 }
 
 type protocolMapper struct {
@@ -278,6 +282,9 @@ func (r *realm) ensureMaps() {
 	}
 	if r.RevokedSessions == nil {
 		r.RevokedSessions = map[string]int64{}
+	}
+	if r.ClientScopes == nil {
+		r.ClientScopes = map[string]*clientScope{}
 	}
 	for _, u := range r.Users {
 		u.ensureMaps()

@@ -52,6 +52,13 @@ func writeEverything(t *testing.T, s *Server, check func()) {
 	}
 	grant(c, "ws_admin")
 	grant(gone, "ws_viewer")
+	mustStatus(204, "POST", base+"/clients/"+c+"/scope-mappings/clients/"+gone, `[{"name":"ws_viewer"}]`)
+	mustStatus(204, "PUT", base+"/clients/"+c, `{"fullScopeAllowed":false}`)
+	sc := mustStatus(201, "POST", base+"/client-scopes", `{"name":"workspace:ws-renamed"}`)
+	goneScope := mustStatus(201, "POST", base+"/client-scopes", `{"id":"11111111-2222-3333-4444-555555555555","name":"workspace:gone"}`)
+	mustStatus(204, "POST", base+"/client-scopes/"+sc+"/scope-mappings/clients/"+c, `[{"name":"ws_admin"}]`)
+	mustStatus(204, "PUT", base+"/clients/"+c+"/optional-client-scopes/"+sc, ``)
+	mustStatus(204, "DELETE", base+"/client-scopes/"+goneScope, ``)
 	mustStatus(204, "DELETE", base+"/clients/"+c+"/roles/ws_viewer", ``)
 	mustStatus(204, "DELETE", base+"/clients/"+c+"/roles/ws_extra", ``)
 	mustStatus(204, "DELETE", base+"/clients/"+gone, ``)
