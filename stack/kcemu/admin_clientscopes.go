@@ -140,12 +140,7 @@ func changeScopeClientRoles(add bool) func(a *adminCall, sc *clientScope) (reply
 			}
 			ids = append(ids, ro.ID)
 		}
-		for _, id := range ids {
-			sc.ScopeRoleIDs = slices.DeleteFunc(sc.ScopeRoleIDs, func(x string) bool { return x == id })
-			if add {
-				sc.ScopeRoleIDs = append(sc.ScopeRoleIDs, id)
-			}
-		}
+		sc.ScopeRoleIDs = changeRoleIDs(sc.ScopeRoleIDs, ids, add)
 		return noContent(), len(ids) > 0
 	}
 }

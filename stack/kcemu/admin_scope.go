@@ -98,14 +98,20 @@ func changeScope(ofClient, add bool) func(a *adminCall, c *client) (reply, bool)
 			}
 			ids = append(ids, ro.ID)
 		}
-		for _, id := range ids {
-			c.ScopeRoleIDs = slices.DeleteFunc(c.ScopeRoleIDs, func(x string) bool { return x == id })
-			if add {
-				c.ScopeRoleIDs = append(c.ScopeRoleIDs, id)
-			}
-		}
+		c.ScopeRoleIDs = changeRoleIDs(c.ScopeRoleIDs, ids, add)
 		return noContent(), len(ids) > 0
 	}
+}
+
+// changeRoleIDs adds ids to a scope's roles, once each, or takes them away.
+func changeRoleIDs(have, ids []string, add bool) []string {
+	for _, id := range ids {
+		have = slices.DeleteFunc(have, func(x string) bool { return x == id })
+		if add {
+			have = append(have, id)
+		}
+	}
+	return have
 }
 
 // inScope is what a token of c may carry of the user's roles: everything
