@@ -16,6 +16,7 @@ const (
 	SagaRotate       = "credentials_rotate"
 	SagaMigrate      = "migrate"
 	SagaQuota        = "quota_set"
+	SagaReconcile    = "reconcile"
 )
 
 // Step is one named, idempotent unit of a saga. Running Do twice, or
@@ -109,6 +110,8 @@ type Params struct {
 	// QuotaMB is the bucket's hard quota in MiB: the create's (nil: none)
 	// or quota_set's (nil: remove it).
 	QuotaMB *int64 `json:"quota_mb,omitempty"`
+	// Drift is what a reconcile knows before it starts and what it found.
+	Drift *Drift `json:"drift,omitempty"`
 }
 
 // Compensations returns the undo steps of steps, in reverse order,
