@@ -234,3 +234,28 @@ func TestReconcileRefusesWhatIsNotReadyOrDegraded(t *testing.T) {
 		t.Fatalf("reconcile of a failed workspace: %v", err)
 	}
 }
+
+func TestSweepAsksForReadyAndDegradedWorkspacesOnceAnInterval(t *testing.T) {
+	h := newHarness(t)
+	c := h.coordinator(fastRetries("w1"))
+	h.ready(c, "ws-s1")
+	h.ready(c, "ws-s2")
+	h.prov.AddForeign("bucket", "ws-s3")
+	if err := c.Handle(context.Background(), create(t, "ws-s3")); err == nil {
+		t.Fatal("create over a foreign bucket succeeded")
+	}
+	h.prov.Drop("bucket", "ws-s2")
+	h.prov.AddForeignBucket("ws-s2", time.Now(), 1)
+	h.handleAll(c, reconcile(t, "ws-s2"))
+	slot := time.Now().Truncate(time.Minute)
+	for range 2 { // two workers sweeping the same interval
+		swept, err := sagas.SweepAll(context.Background(), h.progress, h.progress, h.pub, slot, h.log)
+		if err != nil || swept.Published != 2 || swept.Degraded != 1 {
+			t.Fatalf("swept %+v, %v; want 2 published (ws-s1, ws-s2), 1 degraded", swept, err)
+		}
+	}
+	if sagas.ReconcileID("ws-s1", slot) == sagas.ReconcileID("ws-s1", slot.Add(time.Minute)) ||
+		sagas.ReconcileID("ws-s1", slot) == sagas.ReconcileID("ws-s2", slot) {
+		t.Fatal("reconcile ids do not tell intervals or workspaces apart")
+	}
+}
