@@ -307,6 +307,20 @@ func (p *Provisioner) disableKeys(ctx context.Context, st *State) error {
 			}
 		}
 	}
+	// Old pairs still in a rotation's grace are bound to the same policy;
+	// they stay disabled until the Retirer deletes them.
+	old, err := p.d.Vault.Retirements(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range old {
+		if r.Workspace != st.Workspace {
+			continue
+		}
+		if err := p.d.Store.DisableUser(ctx, r.AccessKey); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

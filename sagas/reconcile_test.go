@@ -145,8 +145,13 @@ func TestForeignBucketDegradesDisablesKeysAndRecoversOnceRemoved(t *testing.T) {
 	c := h.coordinator(fastRetries("w1"))
 	h.ready(c, "ws-f")
 	h.handleAll(c, add(t, "ws-f", user2, events.RoleAccess))
+	graceKey, _, _ := h.keysOf("ws-f", owner)
+	h.handleAll(c, command(t, "ws-f", &events.CredentialsRotate{Username: owner, GraceSeconds: 3600}))
 	ownerKey, _, _ := h.keysOf("ws-f", owner)
 	userKey, _, _ := h.keysOf("ws-f", user2)
+	if graceKey == ownerKey {
+		t.Fatal("the rotation kept the owner's key")
+	}
 
 	// Deleted by hand, re-created by someone else with an object.
 	h.prov.Drop("bucket", "ws-f")
@@ -158,7 +163,7 @@ func TestForeignBucketDegradesDisablesKeysAndRecoversOnceRemoved(t *testing.T) {
 	if !st.ForeignAny || st.Objects != 1 || h.prov.Calls("AdoptBucket") != 0 {
 		t.Fatalf("the stranger's bucket was touched: %+v", st)
 	}
-	for _, k := range []string{ownerKey, userKey} {
+	for _, k := range []string{ownerKey, userKey, graceKey} {
 		if u, ok := h.prov.MinioUserOf(k); !ok || !u.Disabled {
 			t.Fatalf("a member's key still works on the stranger's bucket: %+v exists %v", u, ok)
 		}

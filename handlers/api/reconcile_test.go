@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/eo-workspaces/provisioner/events"
@@ -40,6 +41,9 @@ func TestReconcileIsQueuedForReadyOrDegradedOnly(t *testing.T) {
 	}
 	if r := s.call(req{method: "POST", path: "/workspaces/ws-r/reconcile", user: "admin", body: `{"x":1}`}); r.status != http.StatusUnprocessableEntity {
 		t.Fatalf("reconcile with a stray field: %d %s", r.status, r.body)
+	}
+	if r := s.call(req{method: "POST", path: "/workspaces/ws-d/members", user: "admin", body: `{"username":"bob"}`}); r.status != http.StatusConflict || !strings.Contains(string(r.body), "degraded") {
+		t.Fatalf("member add on a degraded workspace: %d %s", r.status, r.body)
 	}
 	if r := s.call(req{method: "GET", path: "/workspaces?status=degraded", user: "admin"}); r.status != http.StatusOK {
 		t.Fatalf("list degraded: %d %s", r.status, r.body)
