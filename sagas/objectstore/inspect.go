@@ -120,6 +120,6 @@ func (s *Store) BucketQuota(ctx context.Context, bucket string) (uint64, error) 
 	if q.Size > 0 {
 		return q.Size, nil
 	}
-	//lint:ignore SA1019 older servers fill only the deprecated field
+	// older servers fill only the field Size replaced
 	return q.Quota, nil
 }
