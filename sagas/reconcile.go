@@ -56,7 +56,7 @@ func driftBefore(rec Record) *Drift {
 
 // Reconcile is the saga of workspace.reconcile.
 func (p *Provisioner) Reconcile() Saga {
-	return Saga{Name: SagaReconcile, Side: true, Settle: settleDrift, Steps: []Step{
+	return Saga{Name: SagaReconcile, Side: true, Quiet: true, Settle: settleDrift, Steps: []Step{
 		{Name: "reconcile_identity", Do: p.reconcileIdentity},
 		{Name: "reconcile_storage", Do: p.reconcileStorage},
 		{Name: "reconcile_report", Do: p.observeDrift, Events: driftEvents},

@@ -68,6 +68,11 @@ type Saga struct {
 	// Settle, if set, changes the record once a side saga's last step is
 	// done (the admins after a membership change).
 	Settle func(r *Record, st *State)
+	// Quiet drops the step.completed events of a saga that runs on a
+	// timer (the drift sweep's reconcile, every workspace every few
+	// minutes), which would bury the audit trail; its own events (what it
+	// found) and its failures are published as any saga's.
+	Quiet bool
 }
 
 // State is what the steps of one run share: the workspace and the
