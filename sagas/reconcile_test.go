@@ -264,3 +264,32 @@ func TestSweepAsksForReadyAndDegradedWorkspacesOnceAnInterval(t *testing.T) {
 		t.Fatal("reconcile ids do not tell intervals or workspaces apart")
 	}
 }
+
+func TestAReconcileCutShortByACrashResumesAndFinishes(t *testing.T) {
+	h := newHarness(t)
+	c := h.coordinator(fastRetries("w1"))
+	h.ready(c, "ws-k")
+	ownerKey, _, _ := h.keysOf("ws-k", owner)
+	h.prov.Drop("bucket", "ws-k")
+	h.prov.Drop("user", ownerKey)
+	crashAfter(h.prov, "EnsureBucket")
+	cmd := reconcile(t, "ws-k")
+	if crashed, err := handleCrashing(t, c, cmd); !crashed {
+		t.Fatalf("no crash: %v", err)
+	}
+	h.prov.SetAfter(nil)
+	if rec := h.record("ws-k"); rec.Member == nil || rec.Member.Saga != sagas.SagaReconcile {
+		t.Fatalf("the cut-short reconcile is not in the record: %+v", rec.Member)
+	}
+	// The redelivered command resumes it, on a fresh worker.
+	h.handleAll(h.coordinator(fastRetries("w1")), cmd)
+	if st := h.prov.Workspace("ws-k"); !st.Bucket || st.ForeignAny {
+		t.Fatalf("bucket after the resumed reconcile: %+v", st)
+	}
+	if _, _, ok := h.keysOf("ws-k", owner); !ok {
+		t.Fatal("the owner's key was not repaired")
+	}
+	if rec := h.record("ws-k"); rec.Member != nil || rec.Status != events.StatusReady || h.prov.Creates("bucket") != 2 {
+		t.Fatalf("after the resume: side run %+v, status %s, buckets made %d", rec.Member, rec.Status, h.prov.Creates("bucket"))
+	}
+}
