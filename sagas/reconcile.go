@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -54,9 +55,16 @@ func driftBefore(rec Record) *Drift {
 	return d
 }
 
+// reconcileRetryBudget bounds a reconcile step's retries of a provider
+// outage: a sweep reconciles every workspace, and each reconcile holding
+// a side slot for the engine's full budget (minutes) would stall the
+// membership changes that share those slots. A reconcile that gives up is
+// recorded as failed (step.failed); the next sweep tries again.
+const reconcileRetryBudget = 10 * time.Second
+
 // Reconcile is the saga of workspace.reconcile.
 func (p *Provisioner) Reconcile() Saga {
-	return Saga{Name: SagaReconcile, Side: true, Quiet: true, Settle: settleDrift, Steps: []Step{
+	return Saga{Name: SagaReconcile, Side: true, Quiet: true, RetryBudget: reconcileRetryBudget, Settle: settleDrift, Steps: []Step{
 		{Name: "reconcile_identity", Do: p.reconcileIdentity},
 		{Name: "reconcile_storage", Do: p.reconcileStorage},
 		{Name: "reconcile_report", Do: p.observeDrift, Events: driftEvents},

@@ -293,3 +293,29 @@ func TestAReconcileCutShortByACrashResumesAndFinishes(t *testing.T) {
 		t.Fatalf("after the resume: side run %+v, status %s, buckets made %d", rec.Member, rec.Status, h.prov.Creates("bucket"))
 	}
 }
+
+func TestAReconcileGivesUpSoonDuringAnOutage(t *testing.T) {
+	h := newHarness(t)
+	cfg := fastRetries("w1")
+	cfg.MaxRetryElapsed = 5 * time.Minute // a create would wait this long
+	c := h.coordinator(cfg)
+	h.ready(c, "ws-o")
+	h.prov.SetBefore(func(op, _ string) error {
+		if op == "CheckBucket" {
+			return errors.New("minio: connection refused")
+		}
+		return nil
+	})
+	begin := time.Now()
+	err := c.Handle(context.Background(), reconcile(t, "ws-o"))
+	var failed *sagas.FailedError
+	if !errors.As(err, &failed) || failed.Step != "reconcile_storage" {
+		t.Fatalf("reconcile during an outage: %v", err)
+	}
+	if took := time.Since(begin); took > 30*time.Second {
+		t.Fatalf("the reconcile held its slot %s", took)
+	}
+	if rec := h.record("ws-o"); rec.Status != events.StatusReady || rec.Member != nil {
+		t.Fatalf("after the failed reconcile: %s, side run %+v", rec.Status, rec.Member)
+	}
+}

@@ -73,6 +73,11 @@ type Saga struct {
 	// minutes), which would bury the audit trail; its own events (what it
 	// found) and its failures are published as any saga's.
 	Quiet bool
+	// RetryBudget, if set, bounds a step's in-place retries of transient
+	// errors instead of the engine's MaxRetryElapsed: a saga that runs on
+	// a timer gives up soon during an outage (the next run tries again)
+	// rather than hold its slot for minutes.
+	RetryBudget time.Duration
 }
 
 // State is what the steps of one run share: the workspace and the
