@@ -71,6 +71,9 @@ func Apply(ws *Workspace, env events.Envelope, seq uint64) (bool, error) {
 		ws.MemberError = ""
 	case *events.QuotaChanged:
 		ws.QuotaMB = e.QuotaMB
+	case *events.Degraded:
+		// ready again comes as a status change, which clears last_error
+		ws.Status, ws.LastError, ws.FailedStep = events.StatusDegraded, e.Reason, ""
 	case *events.ShareCreated, *events.ShareRevoked, *events.ShareExpired, *events.ShareUsedUp:
 		// A link's life is not the workspace's: the API publishes these
 		// at any time (an expiry too), and the workspace's updated_at must
@@ -119,7 +122,7 @@ func applyStatus(ws *Workspace, e *events.StatusChanged) {
 // same way.)
 func membershipSaga(saga string) bool {
 	return saga == "member_add" || saga == "member_remove" || saga == "credentials_rotate" || saga == "migrate" ||
-		saga == "quota_set"
+		saga == "quota_set" || saga == "reconcile"
 }
 
 func setMember(ws *Workspace, m Member) {

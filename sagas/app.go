@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/eo-workspaces/provisioner/events"
 )
 
 // Ports are everything the workspace sagas act through, in their own
@@ -28,6 +30,8 @@ type AppConfig struct {
 	Endpoint string
 	Region   string
 	NameHold time.Duration // a deleted workspace's name is held this long (zero: not at all)
+	// ObserveDrift, if set, learns what each reconcile found (metrics).
+	ObserveDrift func(repaired []events.Repair, degraded bool)
 }
 
 // NewApplication wires the command handler from ports: the one place
@@ -45,7 +49,7 @@ func NewApplication(cfg AppConfig, p Ports) (*CommandHandler, error) {
 		return nil, err
 	}
 	sagas, err := NewProvisioner(ProvisionerDeps{Identity: p.Identity, Store: p.Store, Vault: p.Vault, Names: p.Names,
-		Shares: p.Shares, Log: p.Log, NameHold: cfg.NameHold}, cfg.Endpoint, cfg.Region)
+		Shares: p.Shares, Log: p.Log, NameHold: cfg.NameHold, ObserveDrift: cfg.ObserveDrift}, cfg.Endpoint, cfg.Region)
 	if err != nil {
 		return nil, fmt.Errorf("saga application: %w", err)
 	}

@@ -80,6 +80,8 @@ func (c *CommandHandler) handle(ctx context.Context, env events.Envelope) error 
 		return c.side(ctx, env, c.sagas.SetQuota(), Params{QuotaMB: cmd.QuotaMB}, rec, rev)
 	case *events.MemberRemove:
 		return c.side(ctx, env, c.sagas.MemberRemove(), Params{Username: cmd.Username}, rec, rev)
+	case *events.Reconcile:
+		return c.side(ctx, env, c.sagas.Reconcile(), Params{Drift: driftBefore(rec)}, rec, rev)
 	default:
 		return Rejectf("%s is not handled by this worker", env.Type)
 	}
@@ -226,6 +228,7 @@ func (c *CommandHandler) start(ctx context.Context, env events.Envelope, s Saga,
 		CreatedBy: prev.CreatedBy, MembersApplied: prev.MembersApplied, Layout: prev.Layout, Lease: prev.Lease}
 	if s.Name == SagaCreate {
 		rec.CreatedBy, rec.Layout = env.ID, LayoutPerMember
+		rec.Quota = &RecordedQuota{MB: p.QuotaMB}
 	}
 	return c.engine.Run(ctx, s, env.Subject, rec, rev)
 }
@@ -239,7 +242,7 @@ func (c *CommandHandler) side(ctx context.Context, env events.Envelope, s Saga, 
 		return nil
 	case rev == 0:
 		return Rejectf("workspace %s does not exist", env.Subject)
-	case rec.Status != events.StatusReady:
+	case rec.Status != events.StatusReady && !(s.Name == SagaReconcile && rec.Status == events.StatusDegraded):
 		return Rejectf("workspace %s is %s (%s saga): %s runs only while it is ready",
 			env.Subject, rec.Status, rec.Saga, s.Name)
 	}

@@ -83,14 +83,17 @@ func (h *handle) completed(ctx context.Context, step Step, st *State) error {
 	return nil
 }
 
-// stepEvents are the events a finished step publishes: step.completed,
-// then the step's own events if it has any.
+// stepEvents are the events a finished step publishes: step.completed
+// (unless the saga is Quiet), then the step's own events if it has any.
 func (h *handle) stepEvents(step Step, st *State) ([]events.Envelope, error) {
-	done, err := h.envelope(step.Name, "completed", &events.StepCompleted{Saga: h.s.Name, Step: step.Name})
-	if err != nil {
-		return nil, err
+	var envs []events.Envelope
+	if !h.s.Quiet {
+		done, err := h.envelope(step.Name, "completed", &events.StepCompleted{Saga: h.s.Name, Step: step.Name})
+		if err != nil {
+			return nil, err
+		}
+		envs = append(envs, done)
 	}
-	envs := []events.Envelope{done}
 	if step.Event != nil {
 		ev, err := h.envelope(step.Name, "event", step.Event(st))
 		if err != nil {

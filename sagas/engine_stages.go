@@ -138,7 +138,11 @@ func (e *Engine) attempt(ctx context.Context, ws string, s Saga, step Step, st *
 		trace.WithAttributes(attribute.String("workspace", ws), attribute.String("saga", s.Name)))
 	defer span.End()
 	begin := time.Now()
-	err := e.retry(ctx, ws, step.Name, func() error {
+	budget := e.cfg.MaxRetryElapsed
+	if s.RetryBudget > 0 {
+		budget = min(budget, s.RetryBudget)
+	}
+	err := e.retryFor(ctx, ws, step.Name, budget, func() error {
 		err := e.do(ctx, step, st)
 		st.StepFresh = false // a lost answer may hide what this try made
 		return err
@@ -167,10 +171,15 @@ func (e *Engine) do(ctx context.Context, step Step, st *State) error {
 // retry runs op until it succeeds, fails permanently, the retry budget
 // is spent (exponential backoff with jitter) or ctx ends.
 func (e *Engine) retry(ctx context.Context, ws, what string, op func() error) error {
+	return e.retryFor(ctx, ws, what, e.cfg.MaxRetryElapsed, op)
+}
+
+// retryFor is retry with a budget of its own.
+func (e *Engine) retryFor(ctx context.Context, ws, what string, budget time.Duration, op func() error) error {
 	b := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(e.cfg.RetryInitial),
 		backoff.WithMaxInterval(e.cfg.RetryMax),
-		backoff.WithMaxElapsedTime(e.cfg.MaxRetryElapsed),
+		backoff.WithMaxElapsedTime(budget),
 		backoff.WithRandomizationFactor(0.5),
 	)
 	return backoff.RetryNotify(func() error {

@@ -118,6 +118,7 @@ const (
 // Identity is what the saga steps need from Keycloak. Every method is
 // idempotent; errors are classified with this package's kinds.
 type Identity interface {
+	IdentityInspector
 	// EnsureClient finds the client by clientId and returns its id,
 	// creating it (marked as ours) if absent; ErrNotOurs if it exists
 	// without our mark.
@@ -142,6 +143,7 @@ type Identity interface {
 
 // ObjectStore is what the saga steps need from MinIO.
 type ObjectStore interface {
+	StoreInspector
 	// EnsureBucket creates the bucket (tagged as ours) if absent;
 	// ErrNotOurs if it exists untagged or tagged by someone else.
 	EnsureBucket(ctx context.Context, bucket string) error

@@ -25,6 +25,9 @@ type ProvisionerDeps struct {
 	// NameHold is how long a deleted workspace's name stays held (zero:
 	// freed at once).
 	NameHold time.Duration
+	// ObserveDrift, if set, learns what each reconcile repaired and
+	// whether it found the workspace degraded; for metrics.
+	ObserveDrift func(repaired []events.Repair, degraded bool)
 }
 
 // Provisioner defines the sagas of a workspace: create and delete, and the
@@ -88,7 +91,8 @@ func (p *Provisioner) Delete() Saga {
 // A new saga kind is a method returning its Saga, listed here, and a case
 // in CommandHandler.handle that starts it.
 func (p *Provisioner) ByName(name string) (Saga, bool) {
-	for _, def := range []func() Saga{p.Create, p.Delete, p.MemberAdd, p.MemberRemove, p.Rotate, p.Migrate, p.SetQuota} {
+	for _, def := range []func() Saga{p.Create, p.Delete, p.MemberAdd, p.MemberRemove, p.Rotate, p.Migrate, p.SetQuota,
+		p.Reconcile} {
 		if s := def(); s.Name == name {
 			return s, true
 		}

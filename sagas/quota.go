@@ -15,7 +15,7 @@ const bytesPerMB = 1 << 20
 
 // SetQuota is the saga of workspace.quota.set.
 func (p *Provisioner) SetQuota() Saga {
-	return Saga{Name: SagaQuota, Side: true, Steps: []Step{
+	return Saga{Name: SagaQuota, Side: true, Settle: settleQuota, Steps: []Step{
 		{Name: "set_quota", Do: p.setQuota, Event: quotaChanged},
 	}}
 }
@@ -48,3 +48,6 @@ func initialQuotaSet(st *State) []events.Payload {
 	}
 	return []events.Payload{quotaChanged(st)}
 }
+
+// settleQuota keeps the quota now in force in the record, for a reconcile.
+func settleQuota(r *Record, st *State) { r.Quota = &RecordedQuota{MB: st.Params.QuotaMB} }

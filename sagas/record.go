@@ -43,9 +43,12 @@ type Record struct {
 	// MembersApplied holds the ids of the latest side-saga commands that
 	// ended (done or failed), oldest first, so a redelivered one is not
 	// applied again after later changes.
-	MembersApplied []string  `json:"members_applied,omitempty"`
-	Lease          *Lease    `json:"lease,omitempty"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	MembersApplied []string `json:"members_applied,omitempty"`
+	// Quota is the bucket's hard quota as this system last set it, which a
+	// reconcile restores; nil when unknown (a record older than it).
+	Quota     *RecordedQuota `json:"quota,omitempty"`
+	Lease     *Lease         `json:"lease,omitempty"`
+	UpdatedAt time.Time      `json:"updated_at"`
 }
 
 // Run is one saga run in a record: which saga, the command that drives
@@ -105,6 +108,11 @@ func (r Record) admins() []string {
 		return []string{r.Params.Owner}
 	}
 	return slices.Clone(r.Admins)
+}
+
+// RecordedQuota is a bucket's hard quota in MiB; MB nil: none.
+type RecordedQuota struct {
+	MB *int64 `json:"mb"`
 }
 
 // Lease says which worker drives the saga, until when; renewed while it

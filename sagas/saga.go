@@ -16,6 +16,7 @@ const (
 	SagaRotate       = "credentials_rotate"
 	SagaMigrate      = "migrate"
 	SagaQuota        = "quota_set"
+	SagaReconcile    = "reconcile"
 )
 
 // Step is one named, idempotent unit of a saga. Running Do twice, or
@@ -67,6 +68,16 @@ type Saga struct {
 	// Settle, if set, changes the record once a side saga's last step is
 	// done (the admins after a membership change).
 	Settle func(r *Record, st *State)
+	// Quiet drops the step.completed events of a saga that runs on a
+	// timer (the drift sweep's reconcile, every workspace every few
+	// minutes), which would bury the audit trail; its own events (what it
+	// found) and its failures are published as any saga's.
+	Quiet bool
+	// RetryBudget, if set, bounds a step's in-place retries of transient
+	// errors instead of the engine's MaxRetryElapsed: a saga that runs on
+	// a timer gives up soon during an outage (the next run tries again)
+	// rather than hold its slot for minutes.
+	RetryBudget time.Duration
 }
 
 // State is what the steps of one run share: the workspace and the
@@ -109,6 +120,8 @@ type Params struct {
 	// QuotaMB is the bucket's hard quota in MiB: the create's (nil: none)
 	// or quota_set's (nil: remove it).
 	QuotaMB *int64 `json:"quota_mb,omitempty"`
+	// Drift is what a reconcile knows before it starts and what it found.
+	Drift *Drift `json:"drift,omitempty"`
 }
 
 // Compensations returns the undo steps of steps, in reverse order,

@@ -62,6 +62,8 @@ type config struct {
 	MaxRetryElapsed time.Duration
 	NameHold        time.Duration
 	ShutdownTimeout time.Duration
+	// ReconcileInterval: the drift sweep's period, 0 disabling it.
+	ReconcileInterval time.Duration
 }
 
 const (
@@ -103,6 +105,7 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.WorkerID, "worker-id", "", "this worker's name in saga leases, unique among live workers; a restart under the same name resumes its sagas at once instead of after the lease expires (default: hostname plus a random suffix)")
 	fs.DurationVar(&c.MaxRetryElapsed, "max-retry-elapsed", sagas.DefaultMaxRetryElapsed, "how long a step retries a provider outage before the saga fails")
 	fs.DurationVar(&c.NameHold, "name-hold", worker.DefaultNameHold, "how long a deleted workspace's name is refused to new creates (0: freed at once); a platform admin may release one early")
+	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", worker.DefaultReconcileInterval, "how often the drift sweep compares every ready or degraded workspace with Keycloak and MinIO and repairs what is ours (0: never; POST /workspaces/{name}/reconcile still works)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight work")
 }
 

@@ -46,7 +46,7 @@ func (s *system) startWorker(ctx context.Context, g *errgroup.Group) error {
 	}
 	w, err := worker.New(worker.Config{
 		Concurrency: s.cfg.Concurrency, SideConcurrency: s.cfg.SideConcurrency, MaxRetryElapsed: s.cfg.MaxRetryElapsed, WorkerID: s.cfg.WorkerID,
-		Endpoint: s.publicS3URL(), Region: s.cfg.S3Region, NameHold: s.nameHold(),
+		Endpoint: s.publicS3URL(), Region: s.cfg.S3Region, NameHold: s.nameHold(), ReconcileInterval: s.reconcileInterval(),
 	}, worker.Deps{
 		JS: s.bus.JS, Publisher: s.pub, Schema: s.schema,
 		Identity: identity, Store: store, Secrets: secretStore, Log: s.log.Named("worker"), Metrics: s.metrics,
@@ -97,4 +97,13 @@ func (s *system) nameHold() time.Duration {
 		return -1
 	}
 	return s.cfg.NameHold
+}
+
+// reconcileInterval maps --reconcile-interval 0 ("never") to the
+// worker's negative, its zero being the default.
+func (s *system) reconcileInterval() time.Duration {
+	if s.cfg.ReconcileInterval <= 0 {
+		return -1
+	}
+	return s.cfg.ReconcileInterval
 }

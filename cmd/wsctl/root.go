@@ -60,7 +60,7 @@ Exit codes: 0 success, 1 the operation failed, 2 bad usage.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 	o.bindFlags(root.PersistentFlags())
 	root.AddCommand(newCreate(o), newGet(o), newList(o), newDelete(o), newMembers(o), newRetry(o),
-		newEvents(o), newAudit(o), newPublish(o), newCredentials(o), newShares(o), newQuota(o), newDLQ(o))
+		newEvents(o), newAudit(o), newPublish(o), newCredentials(o), newShares(o), newQuota(o), newDLQ(o), newReconcile(o))
 	return root
 }
 

@@ -215,6 +215,7 @@ func (s *server) routes(g prometheus.Gatherer) []route {
 		{pattern: "POST /workspaces/{name}/members", handle: s.addMember},
 		{pattern: "DELETE /workspaces/{name}/members/{username}", handle: s.removeMember},
 		{pattern: "POST /workspaces/{name}/retry", handle: s.retry},
+		{pattern: "POST /workspaces/{name}/reconcile", handle: s.reconcile},
 		{pattern: "POST /workspaces/{name}/credentials/sts", handle: s.sts},
 		{pattern: "POST /workspaces/{name}/credentials/rotate", handle: s.rotate},
 		{pattern: "GET /workspaces/{name}/events", handle: s.history},

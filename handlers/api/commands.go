@@ -253,10 +253,14 @@ func (s *server) retry(w http.ResponseWriter, r *http.Request, p auth.Principal)
 	return s.command(ctx, w, r, p, ws.Name, req, &events.Retry{}, acceptedBody{Name: ws.Name}, nil)
 }
 
-// notGone refuses membership changes on a workspace being removed.
+// notGone refuses membership changes on a workspace being removed, or
+// degraded.
 func notGone(name, status string) error {
-	if status == events.StatusDeleting || status == events.StatusDeleted {
+	switch status {
+	case events.StatusDeleting, events.StatusDeleted:
 		return errorf(http.StatusConflict, "name", fmt.Sprintf("workspace %s is %s", name, status))
+	case events.StatusDegraded: // the worker would refuse it: say so now
+		return errorf(http.StatusConflict, "name", fmt.Sprintf("workspace %s is degraded (see last_error): membership changes wait until a reconcile finds it whole", name))
 	}
 	return nil
 }

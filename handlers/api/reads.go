@@ -69,8 +69,11 @@ func summaryOf(ws readmodel.Workspace) summaryBody {
 			b.Members[i].Kind = events.KindUser
 		}
 	}
-	if ws.Status == events.StatusFailed {
+	switch ws.Status {
+	case events.StatusFailed:
 		b.LastError, b.FailedStep = ws.LastError, ws.FailedStep
+	case events.StatusDegraded: // why: what a reconcile would not repair
+		b.LastError = ws.LastError
 	}
 	return b
 }
@@ -168,7 +171,8 @@ func (s *server) parseLimit(v string) (int, error) {
 
 func validStatus(s string) bool {
 	switch s {
-	case events.StatusProvisioning, events.StatusReady, events.StatusFailed, events.StatusDeleting, events.StatusDeleted:
+	case events.StatusProvisioning, events.StatusReady, events.StatusFailed, events.StatusDeleting, events.StatusDeleted,
+		events.StatusDegraded:
 		return true
 	}
 	return false

@@ -44,6 +44,9 @@ type Config struct {
 	StepTimeout     time.Duration // one attempt of a step; bounds a graceful stop (1m)
 	SampleEvery     time.Duration // the consumer's pending count sampled for the metrics (5s)
 	NameHold        time.Duration // a deleted workspace's name is held (30 days); negative: freed at once
+	// ReconcileInterval is how often the drift sweep reconciles every ready
+	// or degraded workspace (10m); negative: never.
+	ReconcileInterval time.Duration
 }
 
 // Defaults of Config; the saga engine's are sagas.Default*.
@@ -90,6 +93,9 @@ func (c Config) WithDefaults() Config {
 	if c.NameHold == 0 {
 		c.NameHold = DefaultNameHold
 	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = DefaultReconcileInterval
+	}
 	// The saga engine's settings default where the engine defines them.
 	e := c.engineConfig().WithDefaults()
 	c.LeaseTTL, c.MaxRetryElapsed, c.StepTimeout = e.LeaseTTL, e.MaxRetryElapsed, e.StepTimeout
@@ -116,6 +122,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("nak delay: %s must be positive", c.NakDelay)
 	case c.SampleEvery <= 0:
 		return fmt.Errorf("sample every: %s must be positive", c.SampleEvery)
+	case c.ReconcileInterval > 0 && c.ReconcileInterval < 100*time.Millisecond:
+		return fmt.Errorf("reconcile interval: %s is too short (negative disables the sweep)", c.ReconcileInterval)
 	}
 	return c.engineConfig().Validate()
 }
@@ -153,6 +161,7 @@ type Worker struct {
 	deps    Deps
 	log     *zap.Logger
 	metrics *metrics
+	drift   *driftMetrics
 	ready   chan struct{}
 	once    sync.Once
 }
@@ -175,7 +184,11 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Worker{cfg: cfg, deps: deps, log: log.With(zap.String("worker_id", cfg.WorkerID)), metrics: m,
+	dm, err := newDriftMetrics(deps.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{cfg: cfg, deps: deps, log: log.With(zap.String("worker_id", cfg.WorkerID)), metrics: m, drift: dm,
 		ready: make(chan struct{})}, nil
 }
 
@@ -235,6 +248,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopRetirer()
+	stopSweep, err := w.sweepDrift(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopSweep()
 	it, err := cons.Messages(jetstream.PullMaxMessages(2 * (w.cfg.Concurrency + w.cfg.SideConcurrency)))
 	if err != nil {
 		return fmt.Errorf("worker messages: %w", err)
@@ -348,7 +366,7 @@ func (w *Worker) commandHandler(ctx context.Context) (*sagas.CommandHandler, err
 	ec.ObserveRetry = w.metrics.observeRetry
 	ec.ObserveRun = w.metrics.observeRun
 	return sagas.NewApplication(sagas.AppConfig{Engine: ec, Endpoint: w.cfg.Endpoint, Region: w.cfg.Region,
-		NameHold: max(w.cfg.NameHold, 0)}, sagas.Ports{
+		NameHold: max(w.cfg.NameHold, 0), ObserveDrift: w.drift.observeDrift}, sagas.Ports{
 		Progress: progress.NewKV(sagaKV), Events: w.deps.Publisher, Identity: w.deps.Identity, Store: w.deps.Store,
 		Vault: w.deps.Secrets, Names: names.NewKV(namesKV), Shares: shares.NewKV(sharesKV), Log: w.log,
 	})

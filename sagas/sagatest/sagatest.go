@@ -31,7 +31,10 @@ type bucket struct {
 }
 
 // MinioUser is what the fake holds for a MinIO user.
-type MinioUser struct{ Secret, Policy string }
+type MinioUser struct {
+	Secret, Policy string
+	Disabled       bool
+}
 
 // Providers implements both sagas.Identity and sagas.ObjectStore.
 type Providers struct {

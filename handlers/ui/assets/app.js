@@ -293,7 +293,8 @@ async function loadWorkspace(name) {
   $('#ws-updated').textContent = fmtTime(ws.updated_at);
   const failure = $('#ws-failure');
   failure.hidden = ws.status !== 'failed';
-  failure.textContent = ws.status === 'failed' ? `Failed at step ${ws.failed_step || '?'}: ${ws.last_error || 'no reason given'}` : '';
+  failure.textContent = ws.status === 'failed' ? `Failed at step ${ws.failed_step || '?'}: ${ws.last_error || 'no reason given'}`
+    : ws.status === 'degraded' ? `Degraded: ${ws.last_error || 'no reason given'}` : '';
   const memberError = $('#ws-member-error');
   memberError.hidden = !ws.last_member_error;
   memberError.textContent = ws.last_member_error ? `Last membership change failed: ${ws.last_member_error}` : '';
