@@ -173,7 +173,14 @@ func (e *Engine) retry(ctx context.Context, ws, what string, op func() error) er
 		backoff.WithMaxElapsedTime(e.cfg.MaxRetryElapsed),
 		backoff.WithRandomizationFactor(0.5),
 	)
+	slot, waiting := slotFrom(ctx), false
 	return backoff.RetryNotify(func() error {
+		if waiting { // the slot was given back for the wait (see Slot)
+			if err := slot.Acquire(ctx); err != nil {
+				return backoff.Permanent(err)
+			}
+			waiting = false
+		}
 		err := op()
 		if err != nil && (IsPermanent(err) || errors.Is(err, ErrRecordChanged)) {
 			return backoff.Permanent(err)
@@ -184,6 +191,10 @@ func (e *Engine) retry(ctx context.Context, ws, what string, op func() error) er
 			zap.Duration("in", next), zap.Error(err))
 		if e.cfg.ObserveRetry != nil {
 			e.cfg.ObserveRetry(ProviderOf(err))
+		}
+		if slot != nil {
+			slot.Release()
+			waiting = true
 		}
 	})
 }
