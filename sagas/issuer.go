@@ -96,7 +96,7 @@ func (is *Issuer) issue(ctx context.Context, m MemberRef) error {
 		if !ok || c.Removing {
 			return nil // gone (the vault drops its index entry) or left to its removal
 		}
-		if !c.Pending { // issued, its index entry left by a crash: rewrite it to drop that
+		if !c.Pending || !c.Deferred { // issued, or its saga's to make: rewrite it to drop its index entry
 			if err := is.vault.UpdateMember(ctx, m.Workspace, m.Username, c, rev); !errors.Is(err, ErrCredentialChanged) {
 				return err
 			}
@@ -124,7 +124,7 @@ func (is *Issuer) settle(ctx context.Context, m MemberRef, c Credential) (done b
 	if !ok || now.AccessKey != c.AccessKey || now.Removing {
 		return true, redact(is.store.DeleteUser(ctx, c.AccessKey), c.SecretKey)
 	}
-	if !now.Pending {
+	if !now.Pending || !now.Deferred {
 		return true, nil
 	}
 	if now.Policy != c.Policy {
@@ -133,7 +133,7 @@ func (is *Issuer) settle(ctx context.Context, m MemberRef, c Credential) (done b
 	if err := is.announce(ctx, m, now); err != nil {
 		return false, err
 	}
-	now.Pending = false
+	now.Pending, now.Deferred = false, false
 	err = is.vault.UpdateMember(ctx, m.Workspace, m.Username, now, rev)
 	if errors.Is(err, ErrCredentialChanged) {
 		return false, nil

@@ -63,7 +63,7 @@ func (p *Provisioner) ensureMemberKeys(ctx context.Context, ws, username, role s
 		return redact(err, cred.SecretKey)
 	}
 	if cred.Pending || cred.Stale { // shown to the member only now that MinIO knows it
-		cred.Pending, cred.Stale = false, false
+		cred.Pending, cred.Stale, cred.Deferred = false, false, false
 		return p.d.Vault.PutMember(ctx, ws, username, cred)
 	}
 	return nil
@@ -85,23 +85,23 @@ func (p *Provisioner) stageMemberKeys(ctx context.Context, st *State) error {
 		if err != nil {
 			return err
 		}
-		fresh.Policy, fresh.Pending = policy, true
+		fresh.Policy, fresh.Pending, fresh.Deferred = policy, true, true
 		fresh.CommandID, fresh.CorrelationID, fresh.Actor = st.CommandID, st.CorrelationID, st.Actor
 		if cred, err = p.d.Vault.PutMemberIfAbsent(ctx, ws, username, fresh); err != nil {
 			return err
 		}
 	}
 	if cred.Removing { // a removal that failed half-way: the pair is issued again
-		cred.Removing, cred.Pending = false, true
+		cred.Removing, cred.Pending, cred.Deferred = false, true, true
 		cred.CommandID, cred.CorrelationID, cred.Actor = st.CommandID, st.CorrelationID, st.Actor
 		cred.Policy = policy
 		return p.d.Vault.PutMember(ctx, ws, username, cred)
 	}
 	if cred.Pending {
-		if cred.Policy == policy {
+		if cred.Policy == policy && cred.Deferred {
 			return nil
 		}
-		cred.Policy = policy
+		cred.Policy, cred.Deferred = policy, true // left to the Issuer
 		return p.d.Vault.PutMember(ctx, ws, username, cred)
 	}
 	if cred.Policy == policy && !cred.Stale {

@@ -52,6 +52,10 @@ type Credential struct {
 	// Pending marks a pair stored before its MinIO user exists: it is
 	// kept for a repeat of the step but not shown to its member yet.
 	Pending bool `json:"pending,omitempty"`
+	// Deferred marks a pending pair left to the Issuer (a member added to
+	// a ready workspace); a pending pair without it is made by the saga
+	// step that stored it (the owner's, during the create).
+	Deferred bool `json:"deferred,omitempty"`
 	// Stale marks a pair whose Policy changed (a role change) and that
 	// MinIO may still bind to the one before, until a step applies it.
 	Stale bool `json:"stale,omitempty"`

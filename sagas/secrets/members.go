@@ -21,7 +21,7 @@ func memberKey(ws, username string) string {
 // stored already, and returns the stored one either way (see PutIfAbsent).
 func (s *Store) PutMemberIfAbsent(ctx context.Context, ws, username string, c sagas.Credential) (sagas.Credential, error) {
 	c.Username = username
-	if c.Pending {
+	if listed(c) {
 		if err := s.index(ctx, ws, username, c); err != nil {
 			return sagas.Credential{}, err
 		}
@@ -33,7 +33,7 @@ func (s *Store) PutMemberIfAbsent(ctx context.Context, ws, username string, c sa
 // there (a rotation).
 func (s *Store) PutMember(ctx context.Context, ws, username string, c sagas.Credential) error {
 	c.Username = username
-	if c.Pending {
+	if listed(c) {
 		if err := s.index(ctx, ws, username, c); err != nil {
 			return err
 		}
@@ -41,7 +41,7 @@ func (s *Store) PutMember(ctx context.Context, ws, username string, c sagas.Cred
 	if err := s.Put(ctx, memberKey(ws, username), c); err != nil {
 		return err
 	}
-	if !c.Pending {
+	if !listed(c) {
 		return s.index(ctx, ws, username, c)
 	}
 	return nil

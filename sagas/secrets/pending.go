@@ -13,8 +13,8 @@ import (
 	"github.com/eo-workspaces/provisioner/sagas"
 )
 
-// A pending member pair (stored, its MinIO user not known to exist) is
-// also listed under pending.<workspace>.<hash of username>, as plain JSON
+// A pending member pair left to the Issuer (Pending and Deferred: stored,
+// its MinIO user not known to exist) is also listed under pending.<workspace>.<hash of username>, as plain JSON
 // naming whose pair it is and nothing secret, so the Issuer finds the few
 // pending pairs without decrypting every member's. The index is written
 // before a pending pair and dropped after the pair stops being pending;
@@ -32,11 +32,14 @@ type pendingRef struct {
 	Username  string `json:"username"`
 }
 
+// listed tells whether c belongs in the pending index.
+func listed(c sagas.Credential) bool { return c.Pending && c.Deferred }
+
 // index records or drops username's entry in the pending index, as c
 // says.
 func (s *Store) index(ctx context.Context, ws, username string, c sagas.Credential) error {
 	key := pendingKey(ws, username)
-	if !c.Pending {
+	if !listed(c) {
 		if err := s.kv.Purge(ctx, key); err != nil && !events.IsNotFound(err) {
 			return fmt.Errorf("unlist pending pair of %s: %w", ws, err)
 		}
@@ -124,7 +127,7 @@ func (s *Store) GetMemberRev(ctx context.Context, ws, username string) (sagas.Cr
 // sagas.ErrCredentialChanged if another writer was first.
 func (s *Store) UpdateMember(ctx context.Context, ws, username string, c sagas.Credential, rev uint64) error {
 	c.Username = username
-	if c.Pending {
+	if listed(c) {
 		if err := s.index(ctx, ws, username, c); err != nil {
 			return err
 		}
@@ -139,7 +142,7 @@ func (s *Store) UpdateMember(ctx context.Context, ws, username string, c sagas.C
 		}
 		return fmt.Errorf("update member credential of %s: %w", ws, err)
 	}
-	if !c.Pending {
+	if !listed(c) {
 		return s.index(ctx, ws, username, c)
 	}
 	return nil
