@@ -122,11 +122,23 @@ func (s *outageStack) stopMinIO(t *testing.T, ctx context.Context) (up func()) {
 		t.Fatal(err)
 	}
 	return func() {
-		var err error
-		if s.mio, err = minioserver.Start(ctx, s.opts); err != nil {
-			t.Fatal(err)
+		// The address was free a moment ago; on a machine shared with other
+		// test runs it can be taken for a moment (MinIO then exits at once),
+		// so a failed start is tried again for a while.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			mio, err := minioserver.Start(ctx, s.opts)
+			if err == nil {
+				s.mio = mio
+				t.Cleanup(func() { _ = mio.Stop() })
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("restart MinIO on %s: %v", s.opts.Addr, err)
+			}
+			t.Logf("restart MinIO on %s: %v; trying again", s.opts.Addr, err)
+			time.Sleep(time.Second) // the address is someone else's for now
 		}
-		t.Cleanup(func() { _ = s.mio.Stop() })
 	}
 }
 
