@@ -116,8 +116,24 @@ func StreamConfigs(c TopologyConfig) []jetstream.StreamConfig {
 		base(CommandsStream, "Workspace commands (create, delete, membership, retry)", CommandSubjectPrefix+">"),
 		base(EventsStream, "Workspace status and domain events: the audit trail", EventSubjectPrefix+">"),
 		base(DeadLettersStream, "Messages no handler could act on, with the reason", DeadLetterSubjectPrefix+">"),
-		base(AdvisoriesStream, "Commands that ran out of deliveries, as the server's advisories say", MaxDeliveriesAdvisories),
+		advisories(base(AdvisoriesStream, "Commands that ran out of deliveries, as the server's advisories say", MaxDeliveriesAdvisories)),
 	}
+}
+
+// Limits of the advisories stream. An advisory is worth keeping until a
+// worker has dead-lettered its command (seconds after a worker runs);
+// what it points at is kept in the dead letters and the commands stream,
+// so it is not audit history. A week covers a long holiday without any
+// worker; the message cap bounds a storm of them. Older ones are dropped
+// first: a new advisory must never be refused.
+const (
+	AdvisoriesMaxAge  = 7 * 24 * time.Hour
+	AdvisoriesMaxMsgs = 1_000_000
+)
+
+func advisories(c jetstream.StreamConfig) jetstream.StreamConfig {
+	c.MaxAge, c.MaxMsgs, c.Discard = AdvisoriesMaxAge, AdvisoriesMaxMsgs, jetstream.DiscardOld
+	return c
 }
 
 // KVConfigs returns the configuration of every KV bucket we own.

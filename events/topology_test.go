@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
 )
@@ -35,6 +37,20 @@ func TestTopologySetUpByManyAtOnceOnAFreshCluster(t *testing.T) {
 		}
 		if r := st.CachedInfo().Config.Replicas; r != 3 {
 			t.Errorf("stream %s has %d replicas", name, r)
+		}
+	}
+}
+
+// The advisories stream is bounded (it is no audit history) and drops
+// its oldest, never a new advisory; the audit streams keep everything.
+func TestOnlyTheAdvisoriesStreamIsBounded(t *testing.T) {
+	for _, c := range events.StreamConfigs(events.TopologyConfig{}) {
+		bounded := c.MaxAge > 0 || c.MaxMsgs > 0
+		switch {
+		case c.Name == events.AdvisoriesStream && (c.MaxAge != events.AdvisoriesMaxAge || c.Discard != jetstream.DiscardOld):
+			t.Errorf("%s: max age %s, discard %v; want %s, old first", c.Name, c.MaxAge, c.Discard, events.AdvisoriesMaxAge)
+		case c.Name != events.AdvisoriesStream && (bounded || c.Discard != jetstream.DiscardNew):
+			t.Errorf("%s: bounded (max age %s, max msgs %d) or discarding old", c.Name, c.MaxAge, c.MaxMsgs)
 		}
 	}
 }

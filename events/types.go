@@ -34,6 +34,8 @@ const (
 	TypeShareRevoked = "workspace.share.revoked"
 	TypeShareExpired = "workspace.share.expired"
 	TypeShareUsedUp  = "workspace.share.used_up"
+
+	TypeNameReleased = "workspace.name.released"
 )
 
 // Kind tells commands (requests to act) from events (facts that happened).
@@ -106,6 +108,7 @@ func init() {
 	register(KindEvent, "share.revoked", func() Payload { return &ShareRevoked{} })
 	register(KindEvent, "share.expired", func() Payload { return &ShareExpired{} })
 	register(KindEvent, "share.used_up", func() Payload { return &ShareUsedUp{} })
+	register(KindEvent, "name.released", func() Payload { return &NameReleased{} })
 }
 
 // Lookup returns the spec of a registered type.
@@ -272,6 +275,23 @@ const MaxQuotaMB = 1 << 30
 type QuotaSet struct {
 	QuotaMB *int64 `json:"quota_mb"`
 }
+
+// NameReleased records that a deleted workspace's name is free again:
+// a platform admin released its hold early (reason "released", the actor
+// is the admin) or the hold ran out (reason "expired").
+type NameReleased struct {
+	Reason    string     `json:"reason"`
+	HeldUntil *time.Time `json:"held_until,omitempty"`
+}
+
+// Reasons of NameReleased.
+const (
+	NameReleasedEarly   = "released"
+	NameReleasedExpired = "expired"
+)
+
+// EventType implements Payload.
+func (*NameReleased) EventType() string { return TypeNameReleased }
 
 // QuotaChanged records the bucket's hard quota now in force (nil: none).
 type QuotaChanged struct {

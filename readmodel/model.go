@@ -74,10 +74,14 @@ func Apply(ws *Workspace, env events.Envelope, seq uint64) (bool, error) {
 	case *events.Degraded:
 		// ready again comes as a status change, which clears last_error
 		ws.Status, ws.LastError, ws.FailedStep = events.StatusDegraded, e.Reason, ""
-	case *events.ShareCreated, *events.ShareRevoked, *events.ShareExpired, *events.ShareUsedUp:
+	case *events.ShareCreated, *events.ShareRevoked, *events.ShareExpired, *events.ShareUsedUp,
+		*events.CredentialsIssued, *events.NameReleased:
 		// A link's life is not the workspace's: the API publishes these
 		// at any time (an expiry too), and the workspace's updated_at must
 		// not move past a delete the API accepted and shows as deleting.
+		// The same holds for a member's keys, which the worker's issuer
+		// makes outside the workspace's sagas, and for the release of a
+		// deleted workspace's name.
 		ws.LastSeq = seq
 		return true, nil
 	case *events.MemberRemoved:

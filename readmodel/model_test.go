@@ -60,8 +60,9 @@ func TestMembershipFailuresLeaveTheStatusAlone(t *testing.T) {
 	}
 }
 
-// Share link events move the workspace neither in updated_at nor in
-// correlation: they may come at any time, a link's expiry too.
+// Share link events, a member's keys issued and a name's release move the
+// workspace neither in updated_at nor in correlation: they may come at
+// any time, a link's expiry too.
 func TestShareEventsLeaveTheWorkspaceAlone(t *testing.T) {
 	var ws readmodel.Workspace
 	ready, _ := events.New("ws-a", &events.StatusChanged{Status: events.StatusReady}, events.Meta{Actor: "t"})
@@ -69,11 +70,18 @@ func TestShareEventsLeaveTheWorkspaceAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := ws
-	expired, _ := events.New("ws-a", &events.ShareExpired{ID: "0123456789abcdef", Path: "p"}, events.Meta{Actor: "t"})
-	if changed, err := readmodel.Apply(&ws, expired, 2); err != nil || !changed {
-		t.Fatalf("changed %v err %v", changed, err)
-	}
-	if ws.LastSeq != 2 || !ws.UpdatedAt.Equal(before.UpdatedAt) || ws.CorrelationID != before.CorrelationID {
-		t.Fatalf("after a share event: %+v, before %+v", ws, before)
+	for i, p := range []events.Payload{
+		&events.ShareExpired{ID: "0123456789abcdef", Path: "p"},
+		&events.CredentialsIssued{Username: "u", Reason: "joined"}, // by the issuer, outside the sagas
+		&events.NameReleased{Reason: events.NameReleasedExpired},
+	} {
+		env, _ := events.New("ws-a", p, events.Meta{Actor: "t"})
+		seq := uint64(i + 2)
+		if changed, err := readmodel.Apply(&ws, env, seq); err != nil || !changed {
+			t.Fatalf("%s: changed %v err %v", env.Type, changed, err)
+		}
+		if ws.LastSeq != seq || !ws.UpdatedAt.Equal(before.UpdatedAt) || ws.CorrelationID != before.CorrelationID {
+			t.Fatalf("after %s: %+v, before %+v", env.Type, ws, before)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package sagas
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"go.uber.org/zap"
@@ -36,13 +37,22 @@ func (h *handle) envelope(step, outcome string, p events.Payload) (events.Envelo
 	return events.New(h.ws, p, meta)
 }
 
+// busCallTimeout bounds one attempt of a publish or a progress save. A
+// reply lost while NATS restarts (its server gone, or its answer dropped
+// on the way) would otherwise hold the run until the step timeout; the
+// attempt is repeated instead, which is safe: a publish carries its id,
+// which the stream de-duplicates, and a save is a compare-and-set.
+const busCallTimeout = 5 * time.Second
+
 // send publishes envelopes in order, retrying transient failures.
 func (h *handle) send(ctx context.Context, envs ...events.Envelope) error {
 	ctx, cancel := h.detached(ctx)
 	defer cancel()
 	for _, env := range envs {
 		err := h.e.retry(ctx, h.ws, "publish "+env.Type, func() error {
-			_, err := h.e.pub.Publish(ctx, env)
+			actx, cancel := context.WithTimeout(ctx, busCallTimeout)
+			defer cancel()
+			_, err := h.e.pub.Publish(actx, env)
 			return FromProvider(ProviderNATS, err)
 		})
 		if err != nil {

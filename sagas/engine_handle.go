@@ -65,7 +65,9 @@ func (h *handle) update(ctx context.Context, change func(*Record)) error {
 			next.Member = &cp
 		}
 		change(&next)
-		rev, err := h.e.progress.Save(ctx, h.ws, next, h.rev)
+		actx, cancel := context.WithTimeout(ctx, busCallTimeout)
+		defer cancel()
+		rev, err := h.e.progress.Save(actx, h.ws, next, h.rev)
 		if errors.Is(err, ErrRecordChanged) {
 			h.lost = true
 			return fmt.Errorf("lease on %s lost: %w", h.ws, ErrBusy)

@@ -30,7 +30,7 @@ func (h *handle) drive(ctx context.Context) error {
 func (h *handle) state() *State {
 	rec := h.snapshot()
 	run := h.run(&rec)
-	return &State{Workspace: h.ws, CommandID: run.CommandID, Actor: run.Actor, Params: run.Params, Admins: rec.admins()}
+	return &State{Workspace: h.ws, CommandID: run.CommandID, CorrelationID: run.CorrelationID, Actor: run.Actor, Params: run.Params, Admins: rec.admins()}
 }
 
 // snapshot returns the record as last saved; the lease renewal writes it

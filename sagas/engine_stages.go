@@ -182,7 +182,14 @@ func (e *Engine) retryFor(ctx context.Context, ws, what string, budget time.Dura
 		backoff.WithMaxElapsedTime(budget),
 		backoff.WithRandomizationFactor(0.5),
 	)
+	slot, waiting := slotFrom(ctx), false
 	return backoff.RetryNotify(func() error {
+		if waiting { // the slot was given back for the wait (see Slot)
+			if err := slot.Acquire(ctx); err != nil {
+				return backoff.Permanent(err)
+			}
+			waiting = false
+		}
 		err := op()
 		if err != nil && (IsPermanent(err) || errors.Is(err, ErrRecordChanged)) {
 			return backoff.Permanent(err)
@@ -193,6 +200,10 @@ func (e *Engine) retryFor(ctx context.Context, ws, what string, budget time.Dura
 			zap.Duration("in", next), zap.Error(err))
 		if e.cfg.ObserveRetry != nil {
 			e.cfg.ObserveRetry(ProviderOf(err))
+		}
+		if slot != nil {
+			slot.Release()
+			waiting = true
 		}
 	})
 }

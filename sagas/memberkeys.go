@@ -62,11 +62,62 @@ func (p *Provisioner) ensureMemberKeys(ctx context.Context, ws, username, role s
 	if err := p.d.Store.EnsureUser(ctx, cred.AccessKey, cred.SecretKey, policy); err != nil {
 		return redact(err, cred.SecretKey)
 	}
-	if cred.Pending { // shown to the member only now that MinIO knows it
-		cred.Pending = false
+	if cred.Pending || cred.Stale { // shown to the member only now that MinIO knows it
+		cred.Pending, cred.Stale, cred.Deferred = false, false, false
 		return p.d.Vault.PutMember(ctx, ws, username, cred)
 	}
 	return nil
+}
+
+// stageMemberKeys gives the member of st a key pair bound to their
+// role's policy without waiting for MinIO when it can (see MemberAdd): a
+// new pair, or one never issued, is stored pending for the Issuer; an
+// issued pair whose policy changes is re-bound here, and marked Stale
+// until it is, so a repeat of the command after a failure applies it.
+func (p *Provisioner) stageMemberKeys(ctx context.Context, st *State) error {
+	ws, username, policy := st.Workspace, st.Params.Username, policyFor(st.Workspace, st.Params.Role)
+	cred, ok, err := p.d.Vault.GetMember(ctx, ws, username)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		fresh, err := newKeyPair()
+		if err != nil {
+			return err
+		}
+		fresh.Policy, fresh.Pending, fresh.Deferred = policy, true, true
+		fresh.CommandID, fresh.CorrelationID, fresh.Actor = st.CommandID, st.CorrelationID, st.Actor
+		if cred, err = p.d.Vault.PutMemberIfAbsent(ctx, ws, username, fresh); err != nil {
+			return err
+		}
+	}
+	if cred.Removing { // a removal that failed half-way: the pair is issued again
+		cred.Removing, cred.Pending, cred.Deferred = false, true, true
+		cred.CommandID, cred.CorrelationID, cred.Actor = st.CommandID, st.CorrelationID, st.Actor
+		cred.Policy = policy
+		return p.d.Vault.PutMember(ctx, ws, username, cred)
+	}
+	if cred.Pending {
+		if cred.Policy == policy && cred.Deferred {
+			return nil
+		}
+		cred.Policy, cred.Deferred = policy, true // left to the Issuer
+		return p.d.Vault.PutMember(ctx, ws, username, cred)
+	}
+	if cred.Policy == policy && !cred.Stale {
+		return nil
+	}
+	if cred.Policy != policy || !cred.Stale {
+		cred.Policy, cred.Stale = policy, true
+		if err := p.d.Vault.PutMember(ctx, ws, username, cred); err != nil {
+			return err
+		}
+	}
+	if err := p.d.Store.EnsureUser(ctx, cred.AccessKey, cred.SecretKey, policy); err != nil {
+		return redact(err, cred.SecretKey)
+	}
+	cred.Stale = false
+	return p.d.Vault.PutMember(ctx, ws, username, cred)
 }
 
 // removeMemberKeys deletes username's MinIO user, then our copy of its
@@ -79,6 +130,12 @@ func (p *Provisioner) removeMemberKeys(ctx context.Context, ws, username string)
 	cred, ok, err := p.d.Vault.GetMember(ctx, ws, username)
 	if err != nil || !ok {
 		return err
+	}
+	if !cred.Removing { // the Issuer must not finish a pair being removed
+		cred.Removing = true
+		if err := p.d.Vault.PutMember(ctx, ws, username, cred); err != nil {
+			return err
+		}
 	}
 	for _, c := range []*Credential{cred.Next, &cred} {
 		if c == nil {

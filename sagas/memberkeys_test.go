@@ -74,7 +74,7 @@ func TestAClientApplicationIsAddedThroughItsServiceAccount(t *testing.T) {
 		t.Fatal("the application holds no keys")
 	}
 	envs := h.tail("ws-app", n)
-	last, err := envs[len(envs)-1].DecodeData()
+	last, err := envs[len(envs)-2].DecodeData() // the Issuer's credentials.issued follows
 	if err != nil {
 		t.Fatal(err)
 	}

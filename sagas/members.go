@@ -32,8 +32,15 @@ import (
 
 // MemberAdd grants a user one workspace role and takes the others away,
 // granting first so a role change never leaves the user without access;
-// then their key pair is made or re-bound to the role's policy, and only
-// then is the member announced.
+// then the member is announced. It needs Keycloak only, so a MinIO
+// outage does not hold memberships up:
+//   - a new member's key pair is stored pending and made in MinIO by the
+//     Issuer once MinIO answers (credentials.issued follows; the API
+//     shows no credentials until then, so the ones shown always work);
+//   - a role change of a member whose pair is issued is applied to MinIO
+//     before the announcement, and waits for it: a demotion to ws_viewer
+//     must make the keys read-only within the second member.added is
+//     published (README, "Storage access").
 func (p *Provisioner) MemberAdd() Saga {
 	return Saga{Name: SagaMemberAdd, Side: true, Settle: settleAdmins, Steps: []Step{
 		{Name: "resolve_member", Do: p.resolveMember},
@@ -45,7 +52,13 @@ func (p *Provisioner) MemberAdd() Saga {
 }
 
 // MemberRemove takes every workspace role away from a user, then deletes
-// their key pair; member.removed is published only once it is gone.
+// their key pair; member.removed is published only once it is gone, so it
+// waits for MinIO: the contract promises that MinIO refuses the keys
+// within a second of the event. While it waits it keeps its workspace's
+// later commands behind it (their order matters: a remove then an add of
+// the same user), but gives its side slot back between retries (see
+// sagas.WithSlot), so removals waiting on MinIO do not stall adds to
+// other workspaces.
 func (p *Provisioner) MemberRemove() Saga {
 	return Saga{Name: SagaMemberRemove, Side: true, Settle: settleAdmins, Steps: []Step{
 		{Name: "keep_an_admin", Do: keepAnAdmin},
@@ -102,7 +115,7 @@ func (p *Provisioner) revokeRoles(ctx context.Context, st *State) error {
 }
 
 func (p *Provisioner) memberKeys(ctx context.Context, st *State) error {
-	return p.ensureMemberKeys(ctx, st.Workspace, st.Params.Username, st.Params.Role)
+	return p.stageMemberKeys(ctx, st)
 }
 
 func (p *Provisioner) revokeKeys(ctx context.Context, st *State) error {

@@ -52,7 +52,29 @@ type Credential struct {
 	// Pending marks a pair stored before its MinIO user exists: it is
 	// kept for a repeat of the step but not shown to its member yet.
 	Pending bool `json:"pending,omitempty"`
+	// Deferred marks a pending pair left to the Issuer (a member added to
+	// a ready workspace); a pending pair without it is made by the saga
+	// step that stored it (the owner's, during the create).
+	Deferred bool `json:"deferred,omitempty"`
+	// Stale marks a pair whose Policy changed (a role change) and that
+	// MinIO may still bind to the one before, until a step applies it.
+	Stale bool `json:"stale,omitempty"`
+	// Removing marks a pair whose member is being removed: the Issuer
+	// must not finish it, and undoes a user it made meanwhile.
+	Removing bool `json:"removing,omitempty"`
+	// CommandID, CorrelationID and Actor are those of the command that
+	// asked for a pending pair, for the event that announces it once issued.
+	CommandID     string `json:"command_id,omitempty"`
+	CorrelationID string `json:"correlation_id,omitempty"`
+	Actor         string `json:"actor,omitempty"`
 }
+
+// MemberRef names a member's pair: whose, in which workspace.
+type MemberRef struct{ Workspace, Username string }
+
+// ErrCredentialChanged means another writer changed a member's pair
+// since it was read (Vault.UpdateMember).
+var ErrCredentialChanged = errors.New("member credential changed concurrently")
 
 // Retirement is an old key pair that keeps working until Until, after a
 // rotation with grace; then it is deleted.
@@ -86,6 +108,13 @@ type Vault interface {
 	Members(ctx context.Context, ws string) ([]Credential, error)
 	// PutMember replaces a member's key pair (a rotation, a role change).
 	PutMember(ctx context.Context, ws, username string, c Credential) error
+	// GetMemberRev and UpdateMember read and compare-and-set a member's
+	// pair (ErrCredentialChanged when another writer was first), for the
+	// Issuer, which works beside the sagas; PendingMembers lists the pairs
+	// stored as pending, in every workspace.
+	GetMemberRev(ctx context.Context, ws, username string) (c Credential, rev uint64, ok bool, err error)
+	UpdateMember(ctx context.Context, ws, username string, c Credential, rev uint64) error
+	PendingMembers(ctx context.Context) ([]MemberRef, error)
 
 	// Retire records an old key pair to delete once its grace is over;
 	// Retirements lists them; Retired forgets one once deleted.

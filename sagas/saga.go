@@ -84,9 +84,10 @@ type Saga struct {
 // parameters of the command that started the saga.
 type State struct {
 	Workspace string
-	// CommandID and Actor are the command's that drives the run.
-	CommandID, Actor string
-	Params           Params
+	// CommandID, CorrelationID and Actor are the command's that drives
+	// the run.
+	CommandID, CorrelationID, Actor string
+	Params                          Params
 	// StepStarted is when the current step first started, for a step
 	// with MarkStart (zero otherwise); the same on every attempt, resume
 	// and retry of that step.

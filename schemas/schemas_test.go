@@ -11,6 +11,9 @@ import (
 	"github.com/eo-workspaces/provisioner/schemas"
 )
 
+// heldUntil is a sample time, whole seconds so it survives a round trip.
+var heldUntil = time.Date(2026, 12, 30, 12, 0, 0, 0, time.UTC)
+
 // samples holds one valid payload per registered type; the test below
 // fails when a type is added without one.
 var samples = map[string]events.Payload{
@@ -38,6 +41,7 @@ var samples = map[string]events.Payload{
 	events.TypeShareRevoked:       &events.ShareRevoked{ID: "0123456789abcdef", Path: "data/a.txt", Uses: 1},
 	events.TypeShareExpired:       &events.ShareExpired{ID: "0123456789abcdef", Path: "data/a.txt"},
 	events.TypeShareUsedUp:        &events.ShareUsedUp{ID: "0123456789abcdef", Path: "data/a.txt", Uses: 3},
+	events.TypeNameReleased:       &events.NameReleased{Reason: events.NameReleasedExpired, HeldUntil: &heldUntil},
 }
 
 var quota = int64(100)

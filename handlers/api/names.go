@@ -8,11 +8,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eo-workspaces/provisioner/auth"
+	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/sagas/names"
 )
 
 // releaseName lifts the hold on a deleted workspace's name before it
-// ends (platform admins): the next create may take it.
+// ends (platform admins): the next create may take it. The release is
+// announced as name.released, the admin as its actor.
 func (s *server) releaseName(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	if !p.Admin {
 		return errorf(http.StatusForbidden, "", "only platform admins may release a held name")
@@ -38,6 +40,11 @@ func (s *server) releaseName(w http.ResponseWriter, r *http.Request, p auth.Prin
 	}
 	if err != nil {
 		return unavailable("cannot release the name now", err)
+	}
+	// The name is free already: the event is best effort, logged if it
+	// cannot be published, as the API's other audit events.
+	if err := names.Announce(ctx, s.d.Publisher, name, events.NameReleasedEarly, p.Username, *cur.HeldUntil); err != nil {
+		s.log.Warn("name release not announced", zap.String("name", name), zap.Error(err))
 	}
 	s.log.Info("held name released", zap.String("name", name), zap.String("actor", p.Username),
 		zap.Timep("held_until", cur.HeldUntil))

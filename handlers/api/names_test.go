@@ -44,6 +44,7 @@ func TestHeldNameIsRefusedThenTakenAfterRelease(t *testing.T) {
 	if r := s.call(release); r.status != http.StatusNoContent {
 		t.Fatalf("release: %d %s", r.status, r.body)
 	}
+	s.assertReleased("ws-held", "admin", events.NameReleasedEarly, until)
 	if r := s.call(release); r.status != http.StatusNotFound || r.errBody(t).Field != "name" {
 		t.Fatalf("second release: %d %s", r.status, r.body)
 	}
@@ -64,5 +65,30 @@ func TestExpiredHoldIsTakenOver(t *testing.T) {
 	body := `{"preferred_name":"old-hold","default_owner":"u"}`
 	if r := s.call(req{method: "POST", path: "/workspaces", user: "admin", body: body}); r.status != http.StatusAccepted {
 		t.Fatalf("create over an expired hold: %d %s", r.status, r.body)
+	}
+}
+
+// assertReleased checks the audit trail's last name.released of ws.
+func (s *stack) assertReleased(ws, actor, reason string, until time.Time) {
+	s.t.Helper()
+	st, err := s.js.Stream(s.ctx, events.EventsStream)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	m, err := st.GetLastMsgForSubject(s.ctx, events.EventSubjectPrefix+ws+".name.released")
+	if err != nil {
+		s.t.Fatalf("no name.released for %s: %v", ws, err)
+	}
+	env, err := events.Parse(m.Data, s.schema)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	p, err := env.DecodeData()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	got, ok := p.(*events.NameReleased)
+	if !ok || env.Actor != actor || got.Reason != reason || got.HeldUntil == nil || !got.HeldUntil.Equal(until.UTC()) {
+		s.t.Fatalf("name.released %+v by %s, want %s by %s, held until %s", p, env.Actor, reason, actor, until.UTC())
 	}
 }

@@ -94,14 +94,53 @@ func (d *dispatcher) run(ctx context.Context, msg jetstream.Msg) error {
 	if ctx.Err() != nil {
 		return sagas.ErrStopped
 	}
-	sem := d.sems[isLifecycle(msg.Subject())]
+	lifecycle := isLifecycle(msg.Subject())
+	s := &slot{sem: d.sems[lifecycle]}
+	if err := s.Acquire(ctx); err != nil {
+		return err
+	}
+	defer s.Release()
+	if !lifecycle {
+		// A side saga gives its slot back while it waits to retry: member
+		// removals waiting for MinIO must not stall adds, which need only
+		// Keycloak (sagas.Slot).
+		ctx = sagas.WithSlot(ctx, s)
+	}
+	return d.handle(ctx, msg)
+}
+
+// slot is one run's hold on a bulkhead's semaphore (sagas.Slot): the
+// tokens it holds, all given back by Release.
+type slot struct {
+	sem    chan struct{}
+	mu     sync.Mutex
+	tokens int
+}
+
+func (s *slot) Acquire(ctx context.Context) error {
+	s.mu.Lock()
+	held := s.tokens > 0
+	s.mu.Unlock()
+	if held {
+		return nil
+	}
 	select {
-	case sem <- struct{}{}:
+	case s.sem <- struct{}{}:
 	case <-ctx.Done():
 		return sagas.ErrStopped
 	}
-	defer func() { <-sem }()
-	return d.handle(ctx, msg)
+	s.mu.Lock()
+	s.tokens++
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *slot) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ; s.tokens > 0; s.tokens-- {
+		<-s.sem
+	}
 }
 
 func (d *dispatcher) pop(key string) (jetstream.Msg, bool) {

@@ -11,6 +11,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/eo-workspaces/provisioner/events"
+	"github.com/eo-workspaces/provisioner/handlers/worker"
 	"github.com/eo-workspaces/provisioner/sagas/keycloak"
 	"github.com/eo-workspaces/provisioner/sagas/objectstore"
 	"github.com/eo-workspaces/provisioner/stack/kcemu"
@@ -29,6 +30,11 @@ type outageStack struct {
 }
 
 func newOutageStack(t *testing.T, ctx context.Context) *outageStack {
+	return newOutageStackWith(t, ctx, func(*worker.Config) {})
+}
+
+// newOutageStackWith is newOutageStack with the worker's config tuned.
+func newOutageStackWith(t *testing.T, ctx context.Context, tune func(*worker.Config)) *outageStack {
 	t.Helper()
 	s := &outageStack{opts: minioserver.Options{DataDir: t.TempDir()}}
 	var err error
@@ -55,6 +61,7 @@ func newOutageStack(t *testing.T, ctx context.Context) *outageStack {
 	cfg := testConfig("w-outage")
 	cfg.Endpoint, cfg.Region = s.mio.URL(), s.mio.Region()
 	cfg.MaxRetryElapsed, cfg.RetryInitial, cfg.RetryMax, cfg.StepTimeout = 0, 0, 0, 0 // the worker's defaults
+	tune(&cfg)
 	s.h.start(cfg)
 	return s
 }
@@ -70,16 +77,7 @@ func TestCreationsOutlastProviderOutages(t *testing.T) {
 		down func(t *testing.T, ctx context.Context, s *outageStack) (up func())
 	}{
 		{"minio-refused", func(t *testing.T, ctx context.Context, s *outageStack) func() {
-			if err := s.mio.Stop(); err != nil {
-				t.Fatal(err)
-			}
-			return func() {
-				var err error
-				if s.mio, err = minioserver.Start(ctx, s.opts); err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = s.mio.Stop() })
-			}
+			return s.stopMinIO(t, ctx)
 		}},
 		{"keycloak-503", func(_ *testing.T, _ context.Context, s *outageStack) func() {
 			return s.emu.Faults().Add(kcemu.Fault{Path: ".*", Kind: kcemu.Status503})
@@ -113,6 +111,34 @@ func TestCreationsOutlastProviderOutages(t *testing.T) {
 			t.Logf("%d creations, %s for %s: all ready %s after it ended", creations, tc.name, outage, time.Since(back).Round(time.Second))
 			s.assertOneOfEach(t, ctx, names)
 		})
+	}
+}
+
+// stopMinIO stops MinIO (every request refused) until the returned up
+// restarts it on its data at the same address.
+func (s *outageStack) stopMinIO(t *testing.T, ctx context.Context) (up func()) {
+	t.Helper()
+	if err := s.mio.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		// The address was free a moment ago; on a machine shared with other
+		// test runs it can be taken for a moment (MinIO then exits at once),
+		// so a failed start is tried again for a while.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			mio, err := minioserver.Start(ctx, s.opts)
+			if err == nil {
+				s.mio = mio
+				t.Cleanup(func() { _ = mio.Stop() })
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("restart MinIO on %s: %v", s.opts.Addr, err)
+			}
+			t.Logf("restart MinIO on %s: %v; trying again", s.opts.Addr, err)
+			time.Sleep(time.Second) // the address is someone else's for now
+		}
 	}
 }
 

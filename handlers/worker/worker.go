@@ -331,20 +331,34 @@ func (w *Worker) migrate(ctx context.Context) error {
 	return nil
 }
 
-// retire runs the Retirer of old key pairs until the returned stop.
+// retire runs the Retirer of old key pairs, the Issuer of new members'
+// pairs and the Expiry of name holds until the returned stop.
 func (w *Worker) retire(ctx context.Context) (stop func(), err error) {
+	namesKV, err := w.deps.JS.KeyValue(ctx, events.NamesBucket)
+	if err != nil {
+		return nil, fmt.Errorf("names bucket: %w", err)
+	}
+	exp, err := names.NewExpiry(names.NewKV(namesKV), w.deps.Publisher, w.log.Named("names"), 0)
+	if err != nil {
+		return nil, err
+	}
 	r, err := sagas.NewRetirer(sagas.Ports{Store: w.deps.Store, Vault: w.deps.Secrets, Events: w.deps.Publisher,
 		Log: w.log.Named("retirer")}, 0)
 	if err != nil {
 		return nil, err
 	}
+	is, err := sagas.NewIssuer(sagas.Ports{Store: w.deps.Store, Vault: w.deps.Secrets, Events: w.deps.Publisher,
+		Log: w.log.Named("issuer")}, 0)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = r.Run(ctx) // ends only with ctx; failed sweeps are logged and tried again
-	}()
-	return func() { cancel(); <-done }, nil
+	var wg sync.WaitGroup
+	// Both end only with ctx; failed sweeps are logged and tried again.
+	wg.Go(func() { _ = r.Run(ctx) })
+	wg.Go(func() { _ = is.Run(ctx) })
+	wg.Go(func() { _ = exp.Run(ctx) })
+	return func() { cancel(); wg.Wait() }, nil
 }
 
 // commandHandler plugs the worker's adapters into the saga application.

@@ -43,11 +43,9 @@ func TestMembership(t *testing.T) {
 	}
 
 	// They read the workspace with its credentials, and S3 works with them.
-	code, got := call(t, "GET", "/workspaces/"+ws, user2, "")
-	storage, _ := got["storage"].(map[string]any)
-	creds, _ := storage["credentials"].(map[string]any)
-	if code != http.StatusOK || creds == nil || creds["bucketname"] != ws {
-		t.Fatalf("member GET = %d %v", code, got)
+	creds := keysOf(t, ws, user2)
+	if creds["bucketname"] != ws {
+		t.Fatalf("member's credentials %v", creds["bucketname"])
 	}
 	s3 := s3For(t, creds)
 	payload := []byte("shared with example-user-2")

@@ -15,16 +15,17 @@ import (
 	"github.com/eo-workspaces/provisioner/stack/kcemu"
 )
 
-// keysOf returns the storage credentials a caller's GET shows.
+// keysOf returns the storage credentials a caller's GET shows, waiting
+// for them: a member who just joined is shown theirs once MinIO holds
+// them, a moment after member.added.
 func keysOf(t *testing.T, ws, tok string) map[string]any {
 	t.Helper()
-	code, view := call(t, "GET", "/workspaces/"+ws, tok, "")
-	storage, _ := view["storage"].(map[string]any)
-	creds, _ := storage["credentials"].(map[string]any)
-	if code != http.StatusOK || creds == nil {
-		t.Fatalf("GET %s = %d %v, want the caller's credentials", ws, code, view)
-	}
-	return creds
+	view := waitView(t, ws, tok, "the caller's credentials", func(v map[string]any) bool {
+		storage, _ := v["storage"].(map[string]any)
+		creds, _ := storage["credentials"].(map[string]any)
+		return creds != nil
+	})
+	return view["storage"].(map[string]any)["credentials"].(map[string]any)
 }
 
 // waitKeys polls GET until the caller's access key is not old.

@@ -21,6 +21,11 @@ func memberKey(ws, username string) string {
 // stored already, and returns the stored one either way (see PutIfAbsent).
 func (s *Store) PutMemberIfAbsent(ctx context.Context, ws, username string, c sagas.Credential) (sagas.Credential, error) {
 	c.Username = username
+	if listed(c) {
+		if err := s.index(ctx, ws, username, c); err != nil {
+			return sagas.Credential{}, err
+		}
+	}
 	return s.putIfAbsent(ctx, memberKey(ws, username), c)
 }
 
@@ -28,7 +33,18 @@ func (s *Store) PutMemberIfAbsent(ctx context.Context, ws, username string, c sa
 // there (a rotation).
 func (s *Store) PutMember(ctx context.Context, ws, username string, c sagas.Credential) error {
 	c.Username = username
-	return s.Put(ctx, memberKey(ws, username), c)
+	if listed(c) {
+		if err := s.index(ctx, ws, username, c); err != nil {
+			return err
+		}
+	}
+	if err := s.Put(ctx, memberKey(ws, username), c); err != nil {
+		return err
+	}
+	if !listed(c) {
+		return s.index(ctx, ws, username, c)
+	}
+	return nil
 }
 
 // GetMember returns username's key pair in ws; ok is false when none is stored.
@@ -38,7 +54,10 @@ func (s *Store) GetMember(ctx context.Context, ws, username string) (sagas.Crede
 
 // DeleteMember removes username's key pair in ws; absent is success.
 func (s *Store) DeleteMember(ctx context.Context, ws, username string) error {
-	return s.Delete(ctx, memberKey(ws, username))
+	if err := s.Delete(ctx, memberKey(ws, username)); err != nil {
+		return err
+	}
+	return s.index(ctx, ws, username, sagas.Credential{})
 }
 
 // Members returns every member key pair stored for ws.
@@ -64,7 +83,7 @@ func (s *Store) Members(ctx context.Context, ws string) ([]sagas.Credential, err
 // contract for username in ws, or (nil, nil) when they hold none.
 func (s *Store) MemberCredentials(ctx context.Context, ws, username string) (map[string]string, error) {
 	c, ok, err := s.GetMember(ctx, ws, username)
-	if err != nil || !ok || c.Pending {
+	if err != nil || !ok || c.Pending || c.Removing {
 		return nil, err
 	}
 	return s.block(ws, c), nil
