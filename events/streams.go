@@ -169,7 +169,7 @@ func ensureOnce(ctx context.Context, js jetstream.JetStream, c TopologyConfig) e
 		}
 	}
 	for _, kc := range KVConfigs(c) {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+		if err := ensureKV(ctx, js, kc); err != nil {
 			return fmt.Errorf("ensure kv bucket %s: %w", kc.Bucket, err)
 		}
 	}
