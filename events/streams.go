@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -180,6 +181,15 @@ func ensureOnce(ctx context.Context, js jetstream.JetStream, c TopologyConfig) e
 func IsNotFound(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrMsgNotFound) ||
 		errors.Is(err, jetstream.ErrKeyDeleted)
+}
+
+// IsNoAnswer reports whether err means a request to the bus got no
+// answer: lost with the connection to a server that died, timed out, or
+// no server to take it yet (a leader election). Reads, and writes that
+// are safe to repeat (a publish with its message id), may be tried again.
+func IsNoAnswer(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // IsConflict reports whether err means a KV compare-and-set lost: Create

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -153,4 +154,74 @@ func arrangeLeaders(t *testing.T, ctx context.Context, b *bus.Bus) string {
 	}
 	t.Fatal("could not move both consumers' leadership to a server the client is not connected to")
 	return ""
+}
+
+// Creates are under way when the node this worker is connected to is
+// SIGKILLed: requests caught on the dead connection (publishes, saves of
+// progress) get no answer. Bounded by bus.CallTimeout and tried again on
+// the reconnected connection, the sagas go on within seconds of the loss,
+// not after the step timeout (a minute here, as in production).
+func TestProgressResumesSecondsAfterANodeKill(t *testing.T) {
+	nodes := bustest.StartClusterProcesses(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	b, err := bus.Connect(ctx, bus.Config{URL: bustest.URLs(nodes)}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	if err := events.EnsureTopology(ctx, b.JS, events.TopologyConfig{Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarnessOn(t, b.JS)
+	cfg := testConfig("w1")
+	cfg.StepTimeout, cfg.MaxRetryElapsed, cfg.LeaseTTL = time.Minute, time.Minute, 30*time.Second
+	cfg.AckWait = 10 * time.Second
+	h.start(cfg)
+	// Each provider call takes a moment, so sagas are mid-way at the kill.
+	h.prov.SetBefore(func(string, string) error { time.Sleep(20 * time.Millisecond); return nil })
+
+	var names []string
+	for i := range 40 {
+		ws := fmt.Sprintf("ws-kill-%02d", i)
+		names = append(names, ws)
+		h.send(create(t, ws))
+	}
+	ready := func() int {
+		n := 0
+		for _, ws := range names {
+			if r, _, err := h.progress.Load(ctx, ws); err == nil && r.Status == events.StatusReady {
+				n++
+			}
+		}
+		return n
+	}
+	h.waitForWithin(time.Minute, "a quarter of the creates ready", func() bool { return ready() >= 10 })
+
+	victim := b.Conn.ConnectedServerName()
+	before := ready()
+	for _, n := range nodes {
+		if n.Name == victim {
+			n.Kill(t)
+		}
+	}
+	killed := time.Now()
+	h.waitForWithin(time.Minute, "a create ready after the kill", func() bool { return ready() > before })
+	next := time.Since(killed)
+	h.waitForWithin(2*time.Minute, "every create ready", func() bool { return ready() == len(names) })
+	all := time.Since(killed)
+	t.Logf("killed %s (the worker's server) with %d of %d ready: the next ready %s later, all %s later",
+		victim, before, len(names), next.Round(time.Millisecond), all.Round(time.Millisecond))
+	// Raft elects new leaders for what the node led within its election
+	// timeout (up to about 9 s). A request stuck on the dead connection
+	// held its saga for the step's minute: all were ready 60 s after the
+	// kill before calls were bounded, 8 s after.
+	if all > 20*time.Second {
+		t.Errorf("every create ready %s after the node loss, want within 20s", all)
+	}
+	for _, kind := range []string{"client", "bucket", "user"} {
+		if n := h.prov.Creates(kind); n != len(names) {
+			t.Errorf("%d %s made for %d workspaces", n, kind, len(names))
+		}
+	}
 }
