@@ -56,7 +56,7 @@ func TestWorkerAndProjectionRideThroughTheLossOfTheirConsumersLeader(t *testing.
 		}
 	}
 	lost := time.Now()
-	t.Logf("stopped %s, leader of both consumers; connected to %s", leader, b.Conn.ConnectedServerName())
+	t.Logf("killed %s, leader of both consumers; connected to %s", leader, b.Conn.ConnectedServerName())
 
 	after := create(t, "ws-after")
 	h.waitForWithin(30*time.Second, "the create accepted by the cluster", func() bool {
