@@ -2,9 +2,7 @@ package events
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"reflect"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -15,49 +13,43 @@ import (
 // GET on another API right after its 202 said 404). Without them every
 // read goes to the stream's leader, which has applied every write it
 // acknowledged: read-your-writes on any process, for one hop more.
-// nats.go creates buckets with direct gets and turns them back on when it
-// updates one, so an existing replicated bucket is updated here, never
-// through the KV calls, and a KV handle decides at bind time: processes
-// bind after EnsureTopology.
+// nats.go makes buckets with direct gets, and puts them back when it
+// creates one that exists, so a replicated bucket's stream is written
+// here, in one call, as nats.go would write it but for that. A KV handle
+// decides how to read when it binds: processes bind after EnsureTopology.
 func ensureKV(ctx context.Context, js jetstream.JetStream, kc jetstream.KeyValueConfig) error {
 	if kc.Replicas <= 1 {
 		_, err := js.CreateOrUpdateKeyValue(ctx, kc)
 		return err
 	}
-	name := kvStreamPrefix + kc.Bucket
-	st, err := js.Stream(ctx, name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		// Another process may create it at the same moment: either way,
-		// it exists next, and is updated below.
-		if _, cerr := js.CreateKeyValue(ctx, kc); cerr != nil && !errors.Is(cerr, jetstream.ErrBucketExists) {
-			return cerr
-		}
-		st, err = js.Stream(ctx, name)
-	}
-	if err != nil {
-		return err
-	}
-	have := st.CachedInfo().Config
-	want := leaderReads(have, kc)
-	if reflect.DeepEqual(have, want) {
-		return nil
-	}
-	if _, err := js.UpdateStream(ctx, want); err != nil {
-		return fmt.Errorf("reads through the leader: %w", err)
-	}
-	return nil
+	_, err := js.CreateOrUpdateStream(ctx, kvStreamConfig(kc))
+	return err
 }
 
-// kvStreamPrefix names the stream behind a bucket.
-const kvStreamPrefix = "KV_"
-
-// leaderReads is the bucket's stream config as we keep it: the settings
-// of KVConfigs, direct gets off.
-func leaderReads(sc jetstream.StreamConfig, kc jetstream.KeyValueConfig) jetstream.StreamConfig {
-	sc.Description = kc.Description
-	sc.Replicas = kc.Replicas
-	sc.MaxAge = kc.TTL
-	sc.MaxMsgsPerSubject = int64(max(kc.History, 1))
-	sc.AllowDirect = false
-	return sc
+// kvStreamConfig is the stream nats.go makes for kc (its
+// prepareKeyValueConfig, for the settings KVConfigs uses), with reads
+// through the leader.
+func kvStreamConfig(kc jetstream.KeyValueConfig) jetstream.StreamConfig {
+	dupes := 2 * time.Minute
+	if kc.TTL > 0 && kc.TTL < dupes {
+		dupes = kc.TTL
+	}
+	return jetstream.StreamConfig{
+		Name:              "KV_" + kc.Bucket,
+		Description:       kc.Description,
+		Subjects:          []string{"$KV." + kc.Bucket + ".>"},
+		MaxMsgsPerSubject: int64(max(kc.History, 1)),
+		MaxBytes:          -1,
+		MaxAge:            kc.TTL,
+		MaxMsgSize:        -1,
+		Storage:           kc.Storage,
+		Replicas:          kc.Replicas,
+		AllowRollup:       true,
+		DenyDelete:        true,
+		Duplicates:        dupes,
+		MaxMsgs:           -1,
+		MaxConsumers:      -1,
+		AllowDirect:       false,
+		Discard:           jetstream.DiscardNew,
+	}
 }

@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -115,5 +116,55 @@ func BenchmarkReplicatedKVGet(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The stream of a replicated bucket is the one nats.go would make, but
+// for direct gets: a bucket made by an older version (with them) is
+// updated in place, and one made here binds as a bucket.
+func TestReplicatedBucketsAreNATSBucketsWithoutDirectGets(t *testing.T) {
+	js := bustest.StartBareCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := events.TopologyConfig{Replicas: 3}
+	kcs := events.KVConfigs(cfg)
+	// An older version made the first bucket through nats.go.
+	if err := events.EnsureTopology(ctx, js, events.TopologyConfig{Replicas: 3, SetupTimeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	made, err := js.Stream(ctx, "KV_"+kcs[0].Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := made.CachedInfo().Config
+	if err := js.DeleteKeyValue(ctx, kcs[0].Bucket); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateKeyValue(ctx, kcs[0]); err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, "KV_"+kcs[0].Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := st.CachedInfo().Config
+	theirs.AllowDirect = false
+	if !reflect.DeepEqual(ours, theirs) {
+		t.Fatalf("bucket stream differs from nats.go's but for direct gets:\nours   %+v\ntheirs %+v", ours, theirs)
+	}
+	if err := events.EnsureTopology(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, kc := range kcs {
+		st, err := js.Stream(ctx, "KV_"+kc.Bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.CachedInfo().Config.AllowDirect {
+			t.Errorf("bucket %s still has direct gets", kc.Bucket)
+		}
+		if _, err := js.KeyValue(ctx, kc.Bucket); err != nil {
+			t.Errorf("bucket %s does not bind: %v", kc.Bucket, err)
+		}
 	}
 }
