@@ -59,8 +59,11 @@ const (
 	DefaultIdempotencyTTL  = 24 * time.Hour
 	DefaultSetupTimeout    = 2 * time.Minute
 	// setupAttempt bounds one attempt: a cluster that has not elected its
-	// meta leader yet times out a request rather than refusing it.
-	setupAttempt = 10 * time.Second
+	// meta leader yet times out a request rather than refusing it, and of
+	// processes creating the same stream at once, all but one may wait
+	// for an answer that never comes. Each creation answers within a
+	// second otherwise, so the next attempt comes soon.
+	setupAttempt = 4 * time.Second
 )
 
 // WithDefaults fills the zero fields.

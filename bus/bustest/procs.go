@@ -2,6 +2,7 @@ package bustest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/url"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Node is one nats-server process of a cluster started by
@@ -63,7 +65,7 @@ func serverBinary() (string, error) {
 
 // StartClusterProcesses starts a three-node JetStream cluster as
 // nats-server processes on loopback, for tests that kill a node outright,
-// and returns them once each takes clients.
+// and returns them once the cluster answers JetStream requests.
 func StartClusterProcesses(tb testing.TB) []*Node {
 	tb.Helper()
 	bin, err := serverBinary()
@@ -107,7 +109,36 @@ func StartClusterProcesses(tb testing.TB) []*Node {
 	for _, n := range nodes {
 		waitConnectable(tb, n)
 	}
+	waitJetStream(tb, URLs(nodes))
 	return nodes
+}
+
+// waitJetStream waits until the cluster answers JetStream requests: its
+// meta leader is elected, so what starts next does not wait for that.
+func waitJetStream(tb testing.TB, urls string) {
+	tb.Helper()
+	nc, err := nats.Connect(urls)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := js.AccountInfo(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("cluster %s elected no JetStream leader: %v", urls, err)
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval
+	}
 }
 
 func waitConnectable(tb testing.TB, n *Node) {
