@@ -99,7 +99,7 @@ func Connect(ctx context.Context, cfg Config, log *zap.Logger) (*Bus, error) {
 		b.shutdownServer()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	b.Conn, b.JS = nc, js
+	b.Conn, b.JS = nc, Bounded(js)
 	return b, nil
 }
 

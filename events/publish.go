@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -44,12 +45,31 @@ func (p *Publisher) Publish(ctx context.Context, env Envelope) (Published, error
 		return Published{}, err
 	}
 	tracing.Inject(ctx, msg.Header) // the command's handling joins the caller's trace
-	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(env.ID))
+	var ack *jetstream.PubAck
+	for attempt := 1; ; attempt++ {
+		ack, err = p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(env.ID))
+		if err == nil || attempt == publishAttempts || ctx.Err() != nil || !IsNoAnswer(err) {
+			break
+		}
+		// Safe to repeat: the stream drops a copy that had landed, by its id.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt) * publishPause):
+		}
+	}
 	if err != nil {
 		return Published{}, fmt.Errorf("publish %s %s: %w", env.Type, env.ID, err)
 	}
 	return Published{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
+
+// A publish that got no answer (its server died, a leader election) is
+// tried publishAttempts times, publishPause more apart each time, each
+// attempt bounded by the connection (bus.Bounded), before the caller hears.
+const (
+	publishAttempts = 3
+	publishPause    = 200 * time.Millisecond
+)
 
 // Message builds the NATS message for env after checking its schema.
 func (p *Publisher) Message(env Envelope) (*nats.Msg, error) {

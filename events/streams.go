@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -58,8 +59,11 @@ const (
 	DefaultIdempotencyTTL  = 24 * time.Hour
 	DefaultSetupTimeout    = 2 * time.Minute
 	// setupAttempt bounds one attempt: a cluster that has not elected its
-	// meta leader yet times out a request rather than refusing it.
-	setupAttempt = 10 * time.Second
+	// meta leader yet times out a request rather than refusing it, and of
+	// processes creating the same stream at once, all but one may wait
+	// for an answer that never comes. Each creation answers within a
+	// second otherwise, so the next attempt comes soon.
+	setupAttempt = 4 * time.Second
 )
 
 // WithDefaults fills the zero fields.
@@ -185,7 +189,7 @@ func ensureOnce(ctx context.Context, js jetstream.JetStream, c TopologyConfig) e
 		}
 	}
 	for _, kc := range KVConfigs(c) {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+		if err := ensureKV(ctx, js, kc); err != nil {
 			return fmt.Errorf("ensure kv bucket %s: %w", kc.Bucket, err)
 		}
 	}
@@ -196,6 +200,15 @@ func ensureOnce(ctx context.Context, js jetstream.JetStream, c TopologyConfig) e
 func IsNotFound(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrMsgNotFound) ||
 		errors.Is(err, jetstream.ErrKeyDeleted)
+}
+
+// IsNoAnswer reports whether err means a request to the bus got no
+// answer: lost with the connection to a server that died, timed out, or
+// no server to take it yet (a leader election). Reads, and writes that
+// are safe to repeat (a publish with its message id), may be tried again.
+func IsNoAnswer(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // IsConflict reports whether err means a KV compare-and-set lost: Create

@@ -22,6 +22,9 @@ type handle struct {
 	rec  Record
 	rev  uint64
 	lost bool
+	// unsure is the record of the last write that got no answer: it may
+	// have landed (see write).
+	unsure *Record
 }
 
 // run returns the slot of r this run drives: the side slot for a side
@@ -58,24 +61,15 @@ func (h *handle) update(ctx context.Context, change func(*Record)) error {
 		if h.lost {
 			return backoff.Permanent(fmt.Errorf("lease on %s lost: %w", h.ws, ErrBusy))
 		}
-		next := h.rec
-		next.Run = h.rec.Run.clone()
-		if m := h.rec.Member; m != nil {
-			cp := m.clone()
-			next.Member = &cp
-		}
-		change(&next)
 		actx, cancel := context.WithTimeout(ctx, busCallTimeout)
 		defer cancel()
-		rev, err := h.e.progress.Save(actx, h.ws, next, h.rev)
+		err := h.write(actx, change)
 		if errors.Is(err, ErrRecordChanged) {
-			h.lost = true
 			return fmt.Errorf("lease on %s lost: %w", h.ws, ErrBusy)
 		}
 		if err != nil {
 			return FromProvider(ProviderNATS, err)
 		}
-		h.rec, h.rev = next, rev
 		return nil
 	})
 }
@@ -110,19 +104,9 @@ func (h *handle) renew(ctx context.Context) error {
 	if h.lost || h.rec.Lease == nil {
 		return nil
 	}
-	next := h.rec
-	next.Lease = h.e.lease()
 	ctx, cancel := context.WithTimeout(ctx, h.e.cfg.LeaseTTL/3)
 	defer cancel()
-	rev, err := h.e.progress.Save(ctx, h.ws, next, h.rev)
-	if errors.Is(err, ErrRecordChanged) {
-		h.lost = true
-	}
-	if err != nil {
-		return err
-	}
-	h.rec, h.rev = next, rev
-	return nil
+	return h.write(ctx, func(r *Record) { r.Lease = h.e.lease() })
 }
 
 // checkpoint tells, between steps, whether the run may go on.

@@ -55,21 +55,32 @@ func Connect(tb testing.TB, urls ...string) jetstream.JetStream {
 // their client URLs.
 func StartClusterServers(tb testing.TB) []string {
 	tb.Helper()
+	var urls []string
+	for _, s := range StartClusterNodes(tb) {
+		urls = append(urls, s.ClientURL())
+	}
+	return urls
+}
+
+// StartClusterNodes starts the three servers of a cluster and returns
+// them, for tests that stop one (Shutdown) as a node loss.
+func StartClusterNodes(tb testing.TB) []*server.Server {
+	tb.Helper()
 	ports := [3]int{freePort(tb), freePort(tb), freePort(tb)}
 	var routes []*url.URL
 	for _, p := range ports {
 		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", p)})
 	}
-	var urls []string
+	var nodes []*server.Server
 	for i, p := range ports {
 		opts := &server.Options{
 			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 			JetStream: true, StoreDir: tb.TempDir(),
 			Cluster: server.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: p}, Routes: routes,
 		}
-		urls = append(urls, startServer(tb, opts).ClientURL())
+		nodes = append(nodes, startServer(tb, opts))
 	}
-	return urls
+	return nodes
 }
 
 func startServer(tb testing.TB, opts *server.Options) *server.Server {

@@ -14,6 +14,8 @@ type metrics struct {
 	lag     prometheus.Gauge // events not yet applied
 	delay   prometheus.Gauge // stored → applied, of the newest applied event
 	applied prometheus.Gauge // stream sequence of the newest applied event
+	// restarts counts the pulls opened again after losing their server.
+	restarts *prometheus.CounterVec // reason
 }
 
 func newMetrics() *metrics {
@@ -30,17 +32,23 @@ func newMetrics() *metrics {
 			Name: "workspace_projection_last_applied_sequence",
 			Help: "WORKSPACE_EVENTS stream sequence of the newest event applied to the read model.",
 		}),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "workspace_projection_consumer_restarts_total",
+			Help: "Times the projection's pull of events was opened again after losing its server, by reason (heartbeat, error).",
+		}, []string{"reason"}),
 	}
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.lag, m.delay, m.applied} {
+	for _, c := range []prometheus.Collector{m.lag, m.delay, m.applied, m.restarts} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register projection metrics: %w", err)
 		}
 	}
 	return nil
 }
+
+func (m *metrics) consumerRestarted(reason string) { m.restarts.WithLabelValues(reason).Inc() }
 
 // appliedEvent records an event the read model now holds.
 func (m *metrics) appliedEvent(meta *jetstream.MsgMetadata, now time.Time) {

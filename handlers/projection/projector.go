@@ -71,15 +71,23 @@ func (p *Projector) Run(ctx context.Context) error {
 		return fmt.Errorf("projection consumer: %w", err)
 	}
 	defer bus.SamplePending(ctx, cons, p.sampleEvery, p.metrics.observeConsumer)()
-	it, err := cons.Messages()
+	it, err := bus.NewMessages(ctx, ConsumerName, p.openConsumer, p.log, p.metrics.consumerRestarted)
 	if err != nil {
 		return fmt.Errorf("projection messages: %w", err)
 	}
-	go func() { <-ctx.Done(); it.Stop() }()
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-stopped:
+		}
+		it.Stop()
+	}()
 	for {
-		msg, err := it.Next()
+		msg, err := it.Next(ctx)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if errors.Is(err, bus.ErrConsumeStopped) {
 				return nil
 			}
 			return fmt.Errorf("projection next: %w", err)
@@ -91,6 +99,17 @@ func (p *Projector) Run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// openConsumer binds the projection's consumer, as at start-up, and
+// pulls from it; bus.Messages calls it again when the server leading the
+// consumer is lost, so the projection rides through a node loss.
+func (p *Projector) openConsumer(ctx context.Context, opts ...jetstream.PullMessagesOpt) (jetstream.MessagesContext, error) {
+	cons, err := p.js.CreateOrUpdateConsumer(ctx, events.EventsStream, consumerConfig())
+	if err != nil {
+		return nil, fmt.Errorf("projection consumer: %w", err)
+	}
+	return cons.Messages(opts...)
 }
 
 func (p *Projector) handle(ctx context.Context, msg jetstream.Msg) error {

@@ -21,6 +21,7 @@ type metrics struct {
 	inFlight    *prometheus.GaugeVec     // saga
 	pending     prometheus.Gauge         // commands not yet delivered
 	ackPending  prometheus.Gauge         // delivered, not yet acknowledged
+	restarts    *prometheus.CounterVec   // reason
 }
 
 // newMetrics registers the series with reg; with reg nil they are kept
@@ -56,18 +57,24 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "workspace_worker_consumer_ack_pending",
 			Help: "Commands delivered to a worker and not yet acknowledged (the shared consumer's NumAckPending, sampled).",
 		}),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "workspace_worker_consumer_restarts_total",
+			Help: "Times the worker's pull of commands was opened again after losing its server, by reason (heartbeat, error).",
+		}, []string{"reason"}),
 	}
 	m.zeroSeries()
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.commands, m.steps, m.deadLetters, m.retries, m.inFlight, m.pending, m.ackPending} {
+	for _, c := range []prometheus.Collector{m.commands, m.steps, m.deadLetters, m.retries, m.inFlight, m.pending, m.ackPending, m.restarts} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register worker metrics: %w", err)
 		}
 	}
 	return m, nil
 }
+
+func (m *metrics) consumerRestarted(reason string) { m.restarts.WithLabelValues(reason).Inc() }
 
 func (m *metrics) observeStep(saga, step string, took time.Duration, err error) {
 	outcome := "done"
@@ -89,6 +96,9 @@ func (m *metrics) zeroSeries() {
 	}
 	for _, s := range []string{DeadLetterRejected, DeadLetterMaxDeliveries} {
 		m.deadLetters.WithLabelValues(s)
+	}
+	for _, r := range []string{"heartbeat", "error"} {
+		m.restarts.WithLabelValues(r)
 	}
 }
 

@@ -253,7 +253,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopSweep()
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * (w.cfg.Concurrency + w.cfg.SideConcurrency)))
+	it, err := bus.NewMessages(ctx, ConsumerName, w.openConsumer, w.log, w.metrics.consumerRestarted,
+		jetstream.PullMaxMessages(2*(w.cfg.Concurrency+w.cfg.SideConcurrency)))
 	if err != nil {
 		return fmt.Errorf("worker messages: %w", err)
 	}
@@ -278,11 +279,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	return err
 }
 
-func (w *Worker) consume(ctx context.Context, it jetstream.MessagesContext, d *dispatcher) error {
+func (w *Worker) consume(ctx context.Context, it *bus.Messages, d *dispatcher) error {
 	for {
-		msg, err := it.Next()
+		msg, err := it.Next(ctx)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if errors.Is(err, bus.ErrConsumeStopped) {
 				return nil
 			}
 			return fmt.Errorf("worker next: %w", err)

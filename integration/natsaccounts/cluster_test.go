@@ -76,6 +76,18 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("kv %s not replicated: %v", kc.Bucket, err)
 		}
 	}
+	// A replicated bucket is read through its leader ($JS.API.STREAM.MSG.GET,
+	// not $JS.API.DIRECT.GET), which the provisioner user may ask.
+	names, err := js.KeyValue(ctx, events.NamesBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := names.Put(ctx, "ws-read-check", []byte("reserved")); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := names.Get(ctx, "ws-read-check"); err != nil || string(e.Value()) != "reserved" {
+		t.Fatalf("read of a replicated bucket as the provisioner user: %v", err)
+	}
 
 	v, err := schemas.New()
 	if err != nil {
