@@ -10,10 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
 	"github.com/eo-workspaces/provisioner/events"
@@ -40,7 +42,9 @@ func BenchmarkProvisionWorkers(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	st := startProvisionStack(ctx, b)
-	p := watchOutcomes(b, st)
+	var current atomic.Pointer[timeline]
+	current.Store(newTimeline())
+	p := watchOutcomes(b, st, &current)
 	offered := c * maxW
 	results := make([]*scaleResult, maxW+1)
 	var order []int
@@ -61,7 +65,7 @@ func BenchmarkProvisionWorkers(b *testing.B) {
 			warm = false
 		}
 		if results[k] == nil {
-			results[k] = &scaleResult{workers: k, side: newSide(fmt.Sprintf("ws-bench-w%d", k), nil)}
+			results[k] = &scaleResult{workers: k, side: newSide(fmt.Sprintf("ws-bench-w%d", k), nil), steps: newTimeline()}
 		}
 		r := results[k]
 		r.side.provision = func(ws string) (time.Duration, error) { return p.provision(ctx, ws) }
@@ -70,10 +74,16 @@ func BenchmarkProvisionWorkers(b *testing.B) {
 		if round >= maxW {
 			half = n - n/2
 		}
+		p.steps = r.steps
+		current.Store(r.steps)
 		cpu0, mio0 := processCPU(b), minioCPU(b, st)
+		busy0, all0 := machineCPU(b)
 		r.side.round(lo, lo+half, offered)
 		r.cpu += processCPU(b) - cpu0
 		r.minio += minioCPU(b, st) - mio0
+		busy1, all1 := machineCPU(b)
+		r.machineBusy += busy1 - busy0
+		r.machineAll += all1 - all0
 		r.side.check(b)
 		stop()
 	}
@@ -83,9 +93,10 @@ func BenchmarkProvisionWorkers(b *testing.B) {
 	for _, r := range results[1:] {
 		wall := r.side.elapsed.Seconds()
 		fmt.Printf("  %d worker(s): %d workspaces in %s: %.2f workspaces/s (%.2fx one), create→ready p50 %.0f ms, p99 %.0f ms; "+
-			"CPU busy: provisioner process %.2f cores, MinIO %.2f cores\n",
+			"CPU busy: provisioner process %.2f cores, MinIO %.2f cores, whole machine %.0f%%; MinIO IAM steps (policy, credentials) %.0f ms of each create\n",
 			r.workers, r.side.n, r.side.elapsed.Round(time.Millisecond), r.side.perSec(), r.side.perSec()/results[1].side.perSec(),
-			ms(r.side.lat.pct(0.50)), ms(r.side.lat.pct(0.99)), r.cpu.Seconds()/wall, r.minio.Seconds()/wall)
+			ms(r.side.lat.pct(0.50)), ms(r.side.lat.pct(0.99)), r.cpu.Seconds()/wall, r.minio.Seconds()/wall,
+			100*r.machineShare(), r.iamMillis())
 		b.ReportMetric(r.side.perSec(), fmt.Sprintf("ws/s-%dw", r.workers))
 		b.ReportMetric(ms(r.side.lat.pct(0.50)), fmt.Sprintf("p50-ms-%dw", r.workers))
 		b.ReportMetric(ms(r.side.lat.pct(0.99)), fmt.Sprintf("p99-ms-%dw", r.workers))
@@ -94,33 +105,72 @@ func BenchmarkProvisionWorkers(b *testing.B) {
 }
 
 type scaleResult struct {
-	workers    int
-	side       *side
-	cpu, minio time.Duration
+	workers                 int
+	side                    *side
+	steps                   *timeline
+	cpu, minio              time.Duration
+	machineBusy, machineAll uint64 // /proc/stat ticks over the rounds
 }
 
-// boundLine says where the bound is: the machine's cores when the
-// provisioner and MinIO together keep them busy at the largest count,
-// otherwise MinIO's IAM calls (serialised inside MinIO) when MinIO
-// dominates, or the offered load itself.
+func (r *scaleResult) machineShare() float64 {
+	if r.machineAll == 0 {
+		return 0
+	}
+	return float64(r.machineBusy) / float64(r.machineAll)
+}
+
+// iamMillis is the mean time of the create saga's MinIO IAM steps, each
+// from the step before it in its lane.
+func (r *scaleResult) iamMillis() float64 {
+	r.steps.mu.Lock()
+	defer r.steps.mu.Unlock()
+	if r.steps.n == 0 {
+		return 0
+	}
+	return float64(r.steps.total["policy"]+r.steps.total["credentials"]) / float64(r.steps.n) / 1e6
+}
+
+// boundLine says where the bound is, from the largest count: the
+// machine's cores when they are busy (by anything: the provisioner, MinIO,
+// and whatever else runs there), MinIO's IAM when its steps take most of a
+// create while cores are idle, otherwise the offered load.
 func boundLine(rs []*scaleResult, cores int) string {
 	last := rs[len(rs)-1]
 	wall := last.side.elapsed.Seconds()
-	busy := (last.cpu + last.minio).Seconds() / wall
-	share := busy / float64(cores)
-	mioShare := last.minio.Seconds() / (last.cpu + last.minio).Seconds()
+	ours := (last.cpu + last.minio).Seconds() / wall
+	iamShare := last.iamMillis() / ms(last.side.lat.pct(0.50))
 	switch {
-	case share >= 0.8:
-		return fmt.Sprintf("bound: this machine's CPU: at %d workers %.0f%% of %d cores are busy (MinIO %.0f%% of that, "+
-			"the provisioner's process with NATS and the emulator the rest); more workers on these cores cannot add throughput",
-			last.workers, 100*share, cores, 100*mioShare)
-	case mioShare >= 0.5:
-		return fmt.Sprintf("bound: MinIO: it burns %.0f%% of the CPU used while cores stay %.0f%% idle: its IAM writes serialise "+
-			"behind one lock, so more workers wait on it", 100*mioShare, 100*(1-share))
+	case last.machineShare() >= 0.8:
+		return fmt.Sprintf("bound: this machine's CPU: %.0f%% of its %d cores busy at %d workers, %.2f of them by the provisioner "+
+			"and MinIO (MinIO %.2f), the rest by other processes; MinIO's IAM steps are %.0f%% of a create's p50, so more "+
+			"workers on these cores add little (%.2fx one)", 100*last.machineShare(), cores, last.workers, ours,
+			last.minio.Seconds()/wall, 100*iamShare, last.side.perSec()/rs[0].side.perSec())
+	case iamShare >= 0.5:
+		return fmt.Sprintf("bound: MinIO's IAM: its steps are %.0f%% of a create's p50 while the cores are %.0f%% busy; its IAM "+
+			"writes serialise, so more workers wait on it", 100*iamShare, 100*last.machineShare())
 	default:
-		return fmt.Sprintf("bound: neither CPU (%.0f%% of %d cores busy) nor MinIO (%.0f%% of the CPU used): the offered "+
-			"load or the providers' latency", 100*share, cores, 100*mioShare)
+		return fmt.Sprintf("bound: neither the cores (%.0f%% busy) nor MinIO's IAM (%.0f%% of a create's p50): the offered load",
+			100*last.machineShare(), 100*iamShare)
 	}
+}
+
+// machineCPU reads the whole machine's busy and total CPU ticks from
+// /proc/stat.
+func machineCPU(b *testing.B) (busy, all uint64) {
+	b.Helper()
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseUint(f, 10, 64)
+		all += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, all
 }
 
 // startWorkers runs k workers of concurrency c, each with its own
@@ -194,14 +244,19 @@ func awaitSpread(ctx context.Context, b *testing.B, st *provisionStack, ids []st
 
 // watchOutcomes is a pipeline without a worker of its own: it publishes
 // creates and awaits their outcome.
-func watchOutcomes(b *testing.B, st *provisionStack) *pipeline {
+func watchOutcomes(b *testing.B, st *provisionStack, steps *atomic.Pointer[timeline]) *pipeline {
 	b.Helper()
-	p := &pipeline{pub: st.pub, outcomes: newOutcomes(), steps: newTimeline()}
-	sub, err := st.bus.Conn.Subscribe(events.EventSubjectPrefix+"*.status", p.outcomes.deliver)
-	if err != nil {
-		b.Fatal(err)
+	p := &pipeline{pub: st.pub, outcomes: newOutcomes(), steps: steps.Load()}
+	for subject, handle := range map[string]nats.MsgHandler{
+		"*.status":         p.outcomes.deliver,
+		"*.step.completed": func(m *nats.Msg) { steps.Load().stepDone(m) },
+	} {
+		sub, err := st.bus.Conn.Subscribe(events.EventSubjectPrefix+subject, handle)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = sub.Unsubscribe() })
 	}
-	b.Cleanup(func() { _ = sub.Unsubscribe() })
 	if err := st.bus.Conn.Flush(); err != nil {
 		b.Fatal(err)
 	}
