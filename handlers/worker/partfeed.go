@@ -68,7 +68,7 @@ func (p *partitions) feed(ctx context.Context, i int, o *ownedPart) {
 	}
 }
 
-// consumeOnce fetches partition i's commands in batches into the
+// consumeOnce fetches its partition's commands in batches into the
 // dispatcher until stop or ctx. A stop takes effect between batches, when
 // no pull request is open, so nothing is left delivered to this worker
 // but never handled: the next owner sees the partition as this one left
@@ -83,18 +83,21 @@ func (p *partitions) consumeOnce(ctx context.Context, cons jetstream.Consumer, s
 			return nil
 		default:
 		}
-		fctx, cancel := context.WithTimeout(ctx, fetchWait)
-		batch, err := cons.Fetch(size, jetstream.FetchContext(fctx))
+		batch, err := cons.Fetch(size, jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
-			cancel()
 			return fmt.Errorf("partition fetch: %w", err)
 		}
 		for m := range batch.Messages() {
+			if ctx.Err() != nil {
+				// Stopping: left unacknowledged rather than sent back (the
+				// rest of this batch would bring them back at once); the
+				// next owner takes them in stream order.
+				continue
+			}
 			msg := wrapPartition(m)
 			p.d.dispatch(ctx, workspaceKey(msg.Subject()), msg)
 		}
-		cancel()
-		if err := batch.Error(); err != nil && ctx.Err() == nil {
+		if err := batch.Error(); err != nil {
 			return fmt.Errorf("partition fetch: %w", err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/worker"
 )
@@ -249,6 +250,30 @@ func TestWorkspaceOrderHoldsAcrossWorkers(t *testing.T) {
 			t.Errorf("worker %s handled nothing", ids[i])
 		}
 	}
+}
+
+// On a three-node cluster with replicated streams and buckets, two
+// workers share the partitions and keep each workspace's order.
+func TestWorkspaceOrderHoldsAcrossWorkersOnACluster(t *testing.T) {
+	h := newHarnessOn(t, bustest.StartCluster(t))
+	ids := []string{"w1", "w2"}
+	var regs []*prometheus.Registry
+	for _, id := range ids {
+		_, reg := h.startWorker(id)
+		regs = append(regs, reg)
+	}
+	h.waitForWithin(60*time.Second, "the partitions spread over two workers", func() bool { return h.balanced(ids...) })
+	r := newOrderRun(h)
+	names := []string{"ws-c1", "ws-c2", "ws-c3", "ws-c4"}
+	for _, ws := range names {
+		r.create(ws)
+	}
+	for i := range memberRounds {
+		for _, ws := range names {
+			r.round(ws, i)
+		}
+	}
+	r.check(regs)
 }
 
 // Workers join and one leaves while commands keep coming: the partitions

@@ -46,20 +46,26 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessOn(t, bustest.Start(t).JS)
+}
+
+// newHarnessOn is newHarness on a server or cluster of the caller's, its
+// topology set up.
+func newHarnessOn(t *testing.T, js jetstream.JetStream) *harness {
+	t.Helper()
 	ctx := context.Background()
-	b := bustest.Start(t)
 	schema, err := schemas.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	secKV, _ := b.JS.KeyValue(ctx, events.SecretsBucket)
+	secKV, _ := js.KeyValue(ctx, events.SecretsBucket)
 	vault, err := secrets.New(secKV, secrets.Config{Key: secrets.KeyFromPassphrase("test")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sagaKV, _ := b.JS.KeyValue(ctx, events.SagaBucket)
+	sagaKV, _ := js.KeyValue(ctx, events.SagaBucket)
 	prov := sagatest.New(owner)
-	return &harness{t: t, js: b.JS, pub: events.NewPublisher(b.JS, schema), schema: schema, prov: prov, identity: prov,
+	return &harness{t: t, js: js, pub: events.NewPublisher(js, schema), schema: schema, prov: prov, identity: prov,
 		store: prov, vault: vault, progress: progress.NewKV(sagaKV), log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}
 }
 
