@@ -25,6 +25,9 @@ const (
 // consumer of the commands stream, that a message ran out of deliveries.
 const MaxDeliveriesAdvisories = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + CommandsStream + ".*"
 
+// PartitionMaxDeliveriesAdvisories is the same for the partitions' consumers.
+const PartitionMaxDeliveriesAdvisories = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + PartitionsStream + ".*"
+
 // KV buckets: the read model, name reservations, idempotency answers,
 // saga progress, encrypted secrets and share links.
 const (
@@ -50,6 +53,9 @@ type TopologyConfig struct {
 	IdempotencyTTL time.Duration
 	// SetupTimeout bounds EnsureTopology's retries.
 	SetupTimeout time.Duration
+	// Partitions of the commands for the workers (PartitionsStream): 0
+	// takes the stored count, or DefaultPartitions on a new deployment.
+	Partitions int
 }
 
 // Defaults of TopologyConfig.
@@ -94,6 +100,9 @@ func (c TopologyConfig) Validate() error {
 	if c.DuplicateWindow < time.Second {
 		return fmt.Errorf("duplicate window: %s is too short", c.DuplicateWindow)
 	}
+	if c.Partitions < 0 || c.Partitions > MaxPartitions {
+		return fmt.Errorf("partitions: %d is outside 1..%d (0: as stored)", c.Partitions, MaxPartitions)
+	}
 	if c.SetupTimeout < 0 {
 		return fmt.Errorf("setup timeout: %s is negative", c.SetupTimeout)
 	}
@@ -103,11 +112,11 @@ func (c TopologyConfig) Validate() error {
 // StreamConfigs returns the configuration of every stream we own.
 func StreamConfigs(c TopologyConfig) []jetstream.StreamConfig {
 	c = c.WithDefaults()
-	base := func(name, desc, subjects string) jetstream.StreamConfig {
+	base := func(name, desc string, subjects ...string) jetstream.StreamConfig {
 		return jetstream.StreamConfig{
 			Name:        name,
 			Description: desc,
-			Subjects:    []string{subjects},
+			Subjects:    subjects,
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
 			Replicas:    c.Replicas,
@@ -120,7 +129,8 @@ func StreamConfigs(c TopologyConfig) []jetstream.StreamConfig {
 		base(CommandsStream, "Workspace commands (create, delete, membership, retry)", CommandSubjectPrefix+">"),
 		base(EventsStream, "Workspace status and domain events: the audit trail", EventSubjectPrefix+">"),
 		base(DeadLettersStream, "Messages no handler could act on, with the reason", DeadLetterSubjectPrefix+">"),
-		advisories(base(AdvisoriesStream, "Commands that ran out of deliveries, as the server's advisories say", MaxDeliveriesAdvisories)),
+		advisories(base(AdvisoriesStream, "Commands that ran out of deliveries, as the server's advisories say", MaxDeliveriesAdvisories,
+			PartitionMaxDeliveriesAdvisories)),
 	}
 }
 
@@ -159,6 +169,7 @@ func KVConfigs(c TopologyConfig) []jetstream.KeyValueConfig {
 		kv(IdempotencyBucket, "Answers to requests by Idempotency-Key", c.IdempotencyTTL, 1),
 		kv(SagaBucket, "Saga progress, one key per workspace", 0, 1),
 		kv(SecretsBucket, "Workspace credentials, encrypted", 0, 1),
+		kv(WorkersBucket, "Live workers and which owns which command partition", 0, 1),
 		kv(SharesBucket, "Share links, one key per link (workspace.id), secrets hashed", SharesTTL, 1),
 	}
 }
@@ -187,6 +198,9 @@ func ensureOnce(ctx context.Context, js jetstream.JetStream, c TopologyConfig) e
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
+	}
+	if err := ensurePartitions(ctx, js, c); err != nil {
+		return err
 	}
 	for _, kc := range KVConfigs(c) {
 		if err := ensureKV(ctx, js, kc); err != nil {

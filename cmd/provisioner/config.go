@@ -34,6 +34,7 @@ type config struct {
 	NATSURL    string
 	NATSListen string
 	Replicas   int
+	Partitions int
 
 	KeycloakURL          string
 	KeycloakRealm        string
@@ -81,6 +82,7 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.NATSURL, "nats-url", "", "external NATS server or cluster; empty runs an embedded server")
 	fs.StringVar(&c.NATSListen, "nats-listen", "", "client address of the embedded NATS server (host:port); empty: in-process only")
 	fs.IntVar(&c.Replicas, "nats-replicas", events.DefaultReplicas, "stream and KV replicas (3 on a cluster)")
+	fs.IntVar(&c.Partitions, "nats-partitions", 0, fmt.Sprintf("command partitions shared by the workers, fixed when the deployment is first set up; 0: as set up (%d on a new one)", events.DefaultPartitions))
 	fs.StringVar(&c.KeycloakURL, "keycloak-url", "", "Keycloak base URL, without /auth")
 	fs.StringVar(&c.KeycloakRealm, "keycloak-realm", "eoepca", "realm of the workspaces")
 	fs.StringVar(&c.KeycloakClientID, "keycloak-client-id", "workspace-worker", "confidential client the worker logs in with")

@@ -89,7 +89,7 @@ func connect(ctx context.Context, cfg config, log *zap.Logger) (*system, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := events.EnsureTopology(ctx, b.JS, events.TopologyConfig{Replicas: cfg.Replicas}); err != nil {
+	if err := events.EnsureTopology(ctx, b.JS, events.TopologyConfig{Replicas: cfg.Replicas, Partitions: cfg.Partitions}); err != nil {
 		_ = b.Close(context.Background())
 		return nil, err
 	}

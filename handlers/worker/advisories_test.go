@@ -20,15 +20,17 @@ func TestAdvisorySentWhileNoWorkerRunsIsKept(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig("w1")
 	cfg.MaxDeliver = 2
-	if err := h.start(cfg)(); err != nil { // makes the consumer, then stops
-		t.Fatal(err)
-	}
+	stop := h.start(cfg)
 	cmd := create(t, "ws-advised")
-	h.send(cmd)
-	cons, err := h.js.Consumer(ctx, events.CommandsStream, worker.ConsumerName)
-	if err != nil {
+	h.waitFor("the partition's consumer", func() bool {
+		_, err := h.js.Consumer(ctx, events.PartitionsStream, worker.PartitionConsumerName(events.PartitionOf(cmd.Subject, events.DefaultPartitions)))
+		return err == nil
+	})
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
+	h.send(cmd)
+	cons := h.partitionConsumer("ws-advised")
 	h.waitFor("an advisory in its stream", func() bool {
 		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(200*time.Millisecond))
 		if err != nil {

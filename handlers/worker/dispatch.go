@@ -23,8 +23,12 @@ type dispatcher struct {
 	held   map[jetstream.Msg]struct{} // queued or running, heart-beaten
 	seqs   map[uint64]struct{}        // stream sequences held
 	sems   map[bool]chan struct{}     // by isLifecycle
-	wg     sync.WaitGroup
-	handle func(context.Context, jetstream.Msg) error
+	// blocked holds back, for blockFor, the workspaces whose command went
+	// back to the stream (blocks.go).
+	blocked  map[string]block
+	blockFor time.Duration
+	wg       sync.WaitGroup
+	handle   func(context.Context, jetstream.Msg) error
 	// settle acts on the outcome; false means the message went back to
 	// the stream.
 	settle func(jetstream.Msg, error) bool
@@ -32,7 +36,7 @@ type dispatcher struct {
 
 func newDispatcher(lifecycle, side int, handle func(context.Context, jetstream.Msg) error, settle func(jetstream.Msg, error) bool) *dispatcher {
 	return &dispatcher{queues: map[string][]jetstream.Msg{}, held: map[jetstream.Msg]struct{}{},
-		seqs: map[uint64]struct{}{}, sems: map[bool]chan struct{}{true: make(chan struct{}, lifecycle), false: make(chan struct{}, side)},
+		seqs: map[uint64]struct{}{}, blocked: map[string]block{}, sems: map[bool]chan struct{}{true: make(chan struct{}, lifecycle), false: make(chan struct{}, side)},
 		handle: handle, settle: settle}
 }
 
@@ -52,6 +56,10 @@ func isLifecycle(subject string) bool {
 // dropped: the held copy settles it, and a second copy queued behind the
 // workspace's later commands would apply out of order.
 func (d *dispatcher) dispatch(ctx context.Context, key string, msg jetstream.Msg) {
+	if d.behind(key, msg) {
+		d.sendBack(ctx, msg)
+		return
+	}
 	seq := streamSeq(msg)
 	d.mu.Lock()
 	if _, dup := d.seqs[seq]; dup && seq != 0 {
@@ -82,7 +90,8 @@ func (d *dispatcher) drain(ctx context.Context, key string) {
 			continue
 		}
 		// It went back to the stream: so do the ones queued behind it,
-		// which must not overtake it.
+		// which must not overtake it, and the ones pulled until it is back.
+		d.blockAfter(key, msg)
 		for _, m := range d.takeAll(key) {
 			d.release(m)
 			d.settle(m, err)

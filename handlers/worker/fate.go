@@ -164,9 +164,13 @@ const AdvisoryConsumerName = "worker-advisories"
 // ran is acted on when one starts; a dead letter's id derives from the
 // command's sequence, so two workers, or a redelivery, store it once.
 func (w *Worker) watchMaxDeliveries(ctx context.Context) (stop func(), err error) {
-	stream, err := w.deps.JS.Stream(ctx, events.CommandsStream)
-	if err != nil {
-		return nil, fmt.Errorf("commands stream: %w", err)
+	streams := map[string]jetstream.Stream{}
+	for _, name := range []string{events.CommandsStream, events.PartitionsStream} {
+		s, err := w.deps.JS.Stream(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", name, err)
+		}
+		streams[name] = s
 	}
 	cons, err := w.deps.JS.CreateOrUpdateConsumer(ctx, events.AdvisoriesStream, jetstream.ConsumerConfig{
 		Durable:       AdvisoryConsumerName,
@@ -179,7 +183,7 @@ func (w *Worker) watchMaxDeliveries(ctx context.Context) (stop func(), err error
 		return nil, fmt.Errorf("advisories consumer: %w", err)
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		if w.onMaxDeliveries(stream, m.Data()) {
+		if w.onMaxDeliveries(streams, m.Data()) {
 			_ = m.Ack()
 			return
 		}
@@ -193,10 +197,15 @@ func (w *Worker) watchMaxDeliveries(ctx context.Context) (stop func(), err error
 
 // onMaxDeliveries dead-letters the command an advisory names, and
 // reports whether the advisory is done with (false: try it again later).
-func (w *Worker) onMaxDeliveries(stream jetstream.Stream, data []byte) bool {
+func (w *Worker) onMaxDeliveries(streams map[string]jetstream.Stream, data []byte) bool {
 	var adv maxDeliveriesAdvisory
 	if err := json.Unmarshal(data, &adv); err != nil {
 		w.log.Error("worker: undecodable max-deliveries advisory", zap.Error(err))
+		return true
+	}
+	stream, ok := streams[adv.Stream]
+	if !ok {
+		w.log.Error("worker: max-deliveries advisory of another stream", zap.String("stream", adv.Stream))
 		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -210,13 +219,27 @@ func (w *Worker) onMaxDeliveries(stream jetstream.Stream, data []byte) bool {
 		w.log.Error("worker: reading a command that ran out of deliveries", zap.Uint64("seq", adv.StreamSeq), zap.Error(err))
 		return false
 	}
+	subject, seq := raw.Subject, raw.Sequence
+	if orig, _, ok := events.PartitionOfSubject(subject); ok {
+		subject = orig
+		if s := sourceSeq(raw.Header.Get(streamSourceHeader)); s != 0 {
+			seq = s
+		}
+	}
 	reason := fmt.Sprintf("max deliveries: not applied after %d deliveries", adv.Deliveries)
-	if err := w.deadLetter(DeadLetterMaxDeliveries, raw.Subject, raw.Sequence, raw.Data, raw.Header, reason); err != nil {
+	if err := w.deadLetter(DeadLetterMaxDeliveries, subject, seq, raw.Data, raw.Header, reason); err != nil {
 		w.log.Error("worker: dead-lettering failed", zap.Uint64("seq", adv.StreamSeq), zap.Error(err))
 		return false
 	}
-	w.log.Warn("worker: command dead-lettered", zap.String("subject", raw.Subject), zap.Uint64("seq", raw.Sequence),
+	w.log.Warn("worker: command dead-lettered", zap.String("subject", subject), zap.Uint64("seq", seq),
 		zap.String("reason", reason))
+	if adv.Stream == events.PartitionsStream {
+		// A work queue keeps what was never acknowledged; the dead letter
+		// has it now.
+		if err := stream.DeleteMsg(ctx, adv.StreamSeq); err != nil && !events.IsNotFound(err) {
+			w.log.Warn("worker: removing a dead-lettered command from its partition", zap.Error(err))
+		}
+	}
 	return true
 }
 

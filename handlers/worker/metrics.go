@@ -59,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "workspace_worker_consumer_restarts_total",
-			Help: "Times the worker's pull of commands was opened again after losing its server, by reason (heartbeat, error).",
+			Help: "Times a partition consumer of the worker was opened again after an error, by reason (heartbeat, error).",
 		}, []string{"reason"}),
 	}
 	m.zeroSeries()

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/eo-workspaces/provisioner/bus"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/sagas"
 	"github.com/eo-workspaces/provisioner/sagas/names"
@@ -23,7 +22,9 @@ import (
 	"github.com/eo-workspaces/provisioner/sagas/shares"
 )
 
-// ConsumerName is the durable pull consumer on the commands stream.
+// ConsumerName names the partitions' durable consumers (worker-p<N>); it
+// was the one shared consumer on WORKSPACE_COMMANDS of earlier versions,
+// which a worker drains and deletes when it finds it.
 const ConsumerName = "worker"
 
 // Config tunes the worker; zero values take the defaults.
@@ -110,6 +111,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("concurrency: %d must be at least 1", c.Concurrency)
 	case c.SideConcurrency < 1:
 		return fmt.Errorf("side concurrency: %d must be at least 1", c.SideConcurrency)
+	case !validWorkerID(c.WorkerID):
+		return fmt.Errorf("worker id: %q cannot name a key (no spaces, '*', '>' or leading/trailing '.')", c.WorkerID)
 	case c.Endpoint == "":
 		return errors.New("endpoint: the S3 endpoint reported to clients is required")
 	case c.AckWait < time.Second:
@@ -216,30 +219,28 @@ func (w *Worker) ID() string { return w.cfg.WorkerID }
 //   - settle is the one function that maps the outcome to Ack, Nak or Term.
 //     Once a message goes back to the stream (Nak), every message queued
 //     behind it for the same workspace goes back too, so none overtakes it.
-//   - Several workers may consume the same durable consumer: a lease in the
-//     saga record (worker id, expiry; taken by compare-and-set, renewed
-//     while running) makes sure only one drives a workspace at a time; a
-//     command for a workspace leased by another live worker is Nak'd with
-//     a delay. The lease gives mutual exclusion, not order: across workers
-//     two commands of one workspace pulled at the same moment can apply in
-//     either order. Strict order with several workers needs partitioned
-//     consumers (one per subject partition), which this design leaves for
-//     when one worker is not enough.
+//   - Several workers share the commands by partition (see partitions.go):
+//     each partition, a hash of the workspace, is consumed by one worker
+//     at a time, so a workspace's commands apply in publish order across
+//     workers too. The lease in the saga record (worker id, expiry; taken
+//     by compare-and-set, renewed while running) stays as a second guard:
+//     a command for a workspace leased by another live worker is Nak'd
+//     with a delay.
 func (w *Worker) Run(ctx context.Context) error {
 	commands, err := w.commandHandler(ctx)
 	if err != nil {
 		return err
 	}
-	cons, err := w.deps.JS.CreateOrUpdateConsumer(ctx, events.CommandsStream, w.consumerConfig())
+	parts, err := w.newPartitions(ctx)
 	if err != nil {
-		return fmt.Errorf("worker consumer: %w", err)
+		return err
 	}
 	stopAdvisories, err := w.watchMaxDeliveries(ctx)
 	if err != nil {
 		return err
 	}
 	defer stopAdvisories()
-	defer bus.SamplePending(ctx, cons, w.cfg.SampleEvery, w.metrics.observeConsumer)()
+	defer parts.samplePending(ctx)()
 	if err := w.migrate(ctx); err != nil {
 		return err
 	}
@@ -253,37 +254,24 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopSweep()
-	it, err := bus.NewMessages(ctx, ConsumerName, w.openConsumer, w.log, w.metrics.consumerRestarted,
-		jetstream.PullMaxMessages(2*(w.cfg.Concurrency+w.cfg.SideConcurrency)))
-	if err != nil {
-		return fmt.Errorf("worker messages: %w", err)
-	}
 	d := newDispatcher(w.cfg.Concurrency, w.cfg.SideConcurrency, func(ctx context.Context, msg jetstream.Msg) error {
 		return w.process(ctx, commands, msg)
 	}, w.settle)
+	d.blockFor = w.cfg.AckWait + 2*w.cfg.NakDelay
 	stopBeat := d.heartbeat(w.cfg.AckWait/3, w.log)
 	defer stopBeat()
-	consuming := make(chan struct{})
-	defer close(consuming)
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-consuming:
-		}
-		it.Stop()
-	}()
 	w.once.Do(func() { close(w.ready) })
-	w.log.Info("worker consuming", zap.String("stream", events.CommandsStream), zap.Int("concurrency", w.cfg.Concurrency))
-	err = w.consume(ctx, it, d)
-	d.wait()
-	return err
+	w.log.Info("worker consuming", zap.String("stream", events.PartitionsStream), zap.Int("partitions", parts.n),
+		zap.Int("concurrency", w.cfg.Concurrency))
+	parts.run(ctx, d)
+	return nil
 }
 
-func (w *Worker) consume(ctx context.Context, it *bus.Messages, d *dispatcher) error {
+func (w *Worker) consume(ctx context.Context, it jetstream.MessagesContext, d *dispatcher) error {
 	for {
-		msg, err := it.Next(ctx)
+		msg, err := it.Next()
 		if err != nil {
-			if errors.Is(err, bus.ErrConsumeStopped) {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return nil
 			}
 			return fmt.Errorf("worker next: %w", err)

@@ -49,7 +49,8 @@ func newHarness(t *testing.T) *harness {
 	return newHarnessOn(t, bustest.Start(t).JS)
 }
 
-// newHarnessOn is newHarness on js, whose topology is set up.
+// newHarnessOn is newHarness on a server or cluster of the caller's, its
+// topology set up.
 func newHarnessOn(t *testing.T, js jetstream.JetStream) *harness {
 	t.Helper()
 	ctx := context.Background()
@@ -145,16 +146,48 @@ func (h *harness) status(ws string) string {
 	return r.Status
 }
 
-// settled reports whether the worker consumer has every command of the
-// stream delivered and acknowledged.
+// settled reports whether every command sourced into the partitions was
+// delivered and acknowledged, none redelivered.
 func (h *harness) settled() bool {
 	ctx := context.Background()
-	c, err := h.js.Consumer(ctx, events.CommandsStream, worker.ConsumerName)
+	cmds, err := h.js.Stream(ctx, events.CommandsStream)
 	if err != nil {
 		return false
 	}
-	info, err := c.Info(ctx)
-	return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0
+	parts, err := h.js.Stream(ctx, events.PartitionsStream)
+	if err != nil {
+		return false
+	}
+	pi, err := parts.Info(ctx)
+	if err != nil || pi.State.Msgs != 0 || len(pi.Sources) != 1 || pi.Sources[0].Lag != 0 ||
+		cmds.CachedInfo().State.LastSeq == 0 {
+		return false
+	}
+	for c := range parts.ListConsumers(ctx).Info() {
+		if c.NumPending != 0 || c.NumAckPending != 0 || c.NumRedelivered != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// partitionConsumer is the consumer of ws's partition.
+func (h *harness) partitionConsumer(ws string) jetstream.Consumer {
+	h.t.Helper()
+	ctx := context.Background()
+	s, err := h.js.Stream(ctx, events.PartitionsStream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	n, err := events.PartitionCount(s.CachedInfo().Config)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	c, err := h.js.Consumer(ctx, events.PartitionsStream, worker.PartitionConsumerName(events.PartitionOf(ws, n)))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return c
 }
 
 func (h *harness) statusEvents(ws string) []string {
@@ -457,8 +490,7 @@ func TestHeldMessagesAreHeartBeatenPastAckWait(t *testing.T) {
 	h.send(command(t, "ws-slow", &events.Delete{Purge: true})) // queued behind, held as long
 	h.waitFor("deleted", func() bool { return h.status("ws-slow") == events.StatusDeleted })
 	h.waitFor("acknowledged", h.settled)
-	c, _ := h.js.Consumer(context.Background(), events.CommandsStream, worker.ConsumerName)
-	info, err := c.Info(context.Background())
+	info, err := h.partitionConsumer("ws-slow").Info(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
