@@ -44,6 +44,16 @@ func TestSubscribersSeeEveryWriteAndSlowOnesAreDropped(t *testing.T) {
 			t.Fatalf("no change within 1s for status %s", st)
 		}
 	}
+	// A third change, once live has it, proves the second one's hand-out
+	// finished (changes are applied one at a time): live can be served
+	// before slow within one hand-out.
+	raw, _ := json.Marshal(readmodel.Workspace{Name: "ws-sync"})
+	if _, err := kv.Put(ctx, "ws-sync", raw); err != nil {
+		t.Fatal(err)
+	}
+	if ws := <-live; ws.Name != "ws-sync" {
+		t.Fatalf("got %+v, want ws-sync", ws)
+	}
 	// The slow subscriber read nothing: one change filled it, the next dropped it.
 	<-slow
 	if _, open := <-slow; open {

@@ -72,7 +72,10 @@ func newHarnessOn(t *testing.T, js jetstream.JetStream) *harness {
 func testConfig(id string) worker.Config {
 	return worker.Config{Concurrency: 4, WorkerID: id, Endpoint: "http://127.0.0.1:9000", AckWait: 2 * time.Second,
 		LeaseTTL: 3 * time.Second, NakDelay: 100 * time.Millisecond, MaxRetryElapsed: 2 * time.Second,
-		RetryInitial: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond, StepTimeout: 5 * time.Second}
+		RetryInitial: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond, StepTimeout: 5 * time.Second,
+		// No drift sweep at a ten-minute boundary amid a test's counts;
+		// the sweep's own tests set an interval.
+		ReconcileInterval: -1}
 }
 
 // start runs a worker until the returned stop is called (or the test ends).

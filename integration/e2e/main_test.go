@@ -135,7 +135,10 @@ func startProvisioner(ctx context.Context, bin, data string, kc keycloak, mio *m
 		"--keycloak-client-id", kcemu.DevWorkerClientID, "--keycloak-client-secret", kcemu.DevWorkerClientSecret,
 		"--s3-endpoint", mio.URL(), "--s3-region", mio.Region(),
 		"--minio-access-key", mio.RootUser(), "--minio-secret-key", mio.RootPassword(),
-		"--secret-key", secretKey, "--concurrency", "4")
+		"--secret-key", secretKey, "--concurrency", "4",
+		// Reconciles are asked for by the tests that want them, never at a
+		// ten-minute boundary in the middle of another test's audit trail.
+		"--reconcile-interval", "0")
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {

@@ -327,7 +327,10 @@ func startProvisioner(t *testing.T, ctx context.Context, dir string, ns *natsSer
 		"--keycloak-client-id", kcemu.DevWorkerClientID, "--keycloak-client-secret", kcemu.DevWorkerClientSecret,
 		"--s3-endpoint", mio.URL(), "--s3-region", mio.Region(),
 		"--minio-access-key", mio.RootUser(), "--minio-secret-key", mio.RootPassword(),
-		"--secret-key", "natsrestart-secret-key-natsrestart")
+		"--secret-key", "natsrestart-secret-key-natsrestart",
+		// No drift sweep: the test counts every command of every workspace,
+		// and a sweep at a ten-minute boundary would add a reconcile.
+		"--reconcile-interval", "0")
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -72,7 +72,9 @@ func TestScaleOutOnAClusterThroughAWorkerAndANodeKilled(t *testing.T) {
 		"--keycloak-url", emu.URL(), "--keycloak-realm", kcemu.DevRealmName,
 		"--keycloak-client-id", kcemu.DevWorkerClientID, "--keycloak-client-secret", kcemu.DevWorkerClientSecret,
 		"--s3-endpoint", mio.URL(), "--s3-region", mio.Region(),
-		"--minio-access-key", mio.RootUser(), "--minio-secret-key", mio.RootPassword()}
+		"--minio-access-key", mio.RootUser(), "--minio-secret-key", mio.RootPassword(),
+		// No drift sweep: the test counts every event of every workspace.
+		"--reconcile-interval", "0"}
 	var workers []*proc
 	for i := range 3 {
 		id := fmt.Sprintf("w%d", i+1)

@@ -189,7 +189,7 @@ func (s *stack) start(ctx context.Context, bin, addr, natsAddr, data string) err
 		"--keycloak-client-id", kcemu.DevWorkerClientID, "--keycloak-client-secret", kcemu.DevWorkerClientSecret,
 		"--s3-endpoint", s.mio.URL(), "--s3-region", s.mio.Region(),
 		"--minio-access-key", s.mio.RootUser(), "--minio-secret-key", s.mio.RootPassword(),
-		"--secret-key", "ui-secret-key-ui-secret-key-ui-secret", "--log-json=false")
+		"--secret-key", "ui-secret-key-ui-secret-key-ui-secret", "--log-json=false", "--reconcile-interval", "0")
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
