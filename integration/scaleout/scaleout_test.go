@@ -47,8 +47,8 @@ func nameOf(i int) string { return fmt.Sprintf("ws-so-%03d", i) }
 // processes (one also projects) of the real binary, started at once;
 // real MinIO and the Keycloak emulator. 300 workspaces are created, a
 // third get a member, some lose them again, a tenth are deleted; a worker
-// and the node leading the commands consumer are SIGKILLed when 100 are
-// ready. Every workspace ends as its commands say, each outcome's event
+// and the node leading the commands stream (which the partitions source)
+// are SIGKILLed when 100 are ready. Every workspace ends as its commands say, each outcome's event
 // once, with one client, one bucket and one MinIO user per member with
 // write access; a GET on either API right after a 202 never answers 404;
 // the processes left alive were never restarted.
@@ -109,7 +109,7 @@ func TestScaleOutOnAClusterThroughAWorkerAndANodeKilled(t *testing.T) {
 				n.Kill(t)
 			}
 		}
-		t.Logf("SIGKILL to worker w2 and to node %s (leading the commands consumer) with %d ready, at %s", leader, ready.Load(), since(begin))
+		t.Logf("SIGKILL to worker w2 and to node %s (leading the commands stream) with %d ready, at %s", leader, ready.Load(), since(begin))
 		killed <- time.Now()
 	}()
 
@@ -209,8 +209,9 @@ func drive(ctx context.Context, apis []string, i int, ready, stale *atomic.Int64
 	return nil
 }
 
-// leaderOfCommands names the node leading the workers' consumer, or the
-// commands stream's leader where that consumer is not found.
+// leaderOfCommands names the node leading the shared consumer of a
+// version before the partitions, or else the commands stream's leader,
+// whose loss the partitions' sourcing must ride through.
 func leaderOfCommands(ctx context.Context, js jetstream.JetStream) string {
 	if c, err := js.Consumer(ctx, events.CommandsStream, worker.ConsumerName); err == nil {
 		if info, err := c.Info(ctx); err == nil && info.Cluster != nil && info.Cluster.Leader != "" {
