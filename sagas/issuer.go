@@ -54,18 +54,10 @@ func NewIssuer(p Ports, interval time.Duration) (*Issuer, error) {
 
 // Run sweeps until ctx ends.
 func (is *Issuer) Run(ctx context.Context) error {
-	t := time.NewTicker(is.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := is.Sweep(ctx); err != nil && ctx.Err() == nil {
-				is.log.Info("issuer: sweep incomplete; trying again", zap.Error(err))
-			}
-		}
-	}
+	Every(ctx, is.interval, func(ctx context.Context, _ time.Time) error { return is.Sweep(ctx) }, func(err error) {
+		is.log.Info("issuer: sweep incomplete; trying again", zap.Error(err))
+	})
+	return nil
 }
 
 // Sweep tries once to issue every pending pair.

@@ -43,18 +43,10 @@ func NewRetirer(p Ports, interval time.Duration) (*Retirer, error) {
 
 // Run sweeps until ctx ends.
 func (r *Retirer) Run(ctx context.Context) error {
-	t := time.NewTicker(r.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case now := <-t.C:
-			if err := r.Sweep(ctx, now); err != nil && ctx.Err() == nil {
-				r.log.Warn("retirer: sweep failed; trying again", zap.Error(err))
-			}
-		}
-	}
+	Every(ctx, r.interval, r.Sweep, func(err error) {
+		r.log.Warn("retirer: sweep failed; trying again", zap.Error(err))
+	})
+	return nil
 }
 
 // Sweep retires every pair whose grace ended by now.

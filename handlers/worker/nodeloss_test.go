@@ -28,14 +28,7 @@ func TestWorkerAndProjectionRideThroughTheLossOfTheirConsumersLeader(t *testing.
 	nodes := bustest.StartClusterProcesses(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	b, err := bus.Connect(ctx, bus.Config{URL: bustest.URLs(nodes)}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	if err := events.EnsureTopology(ctx, b.JS, events.TopologyConfig{Replicas: 3}); err != nil {
-		t.Fatal(err)
-	}
+	b := connectR3(t, ctx, nodes)
 	h := newHarnessOn(t, b.JS)
 	reg := prometheus.NewRegistry()
 	h.metrics = reg
@@ -77,6 +70,21 @@ func TestWorkerAndProjectionRideThroughTheLossOfTheirConsumersLeader(t *testing.
 	if err := stopWorker(); err != nil {
 		t.Errorf("worker: %v", err)
 	}
+}
+
+// connectR3 connects to the cluster through the bus, as the provisioner
+// does, with the topology set up replicated three times.
+func connectR3(t *testing.T, ctx context.Context, nodes []*bustest.Node) *bus.Bus {
+	t.Helper()
+	b, err := bus.Connect(ctx, bus.Config{URL: bustest.URLs(nodes)}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	if err := events.EnsureTopology(ctx, b.JS, events.TopologyConfig{Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // runProjection runs a projector for the rest of the test, failing it if
@@ -174,14 +182,7 @@ func TestProgressResumesSecondsAfterANodeKill(t *testing.T) {
 	nodes := bustest.StartClusterProcesses(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	b, err := bus.Connect(ctx, bus.Config{URL: bustest.URLs(nodes)}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	if err := events.EnsureTopology(ctx, b.JS, events.TopologyConfig{Replicas: 3}); err != nil {
-		t.Fatal(err)
-	}
+	b := connectR3(t, ctx, nodes)
 	h := newHarnessOn(t, b.JS)
 	cfg := testConfig("w1")
 	cfg.StepTimeout, cfg.MaxRetryElapsed, cfg.LeaseTTL = time.Minute, time.Minute, 30*time.Second

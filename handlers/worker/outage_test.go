@@ -6,14 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Nerzal/gocloak/v13"
-	"github.com/minio/madmin-go/v3"
-	"github.com/minio/minio-go/v7/pkg/credentials"
-
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/worker"
 	"github.com/eo-workspaces/provisioner/sagas/keycloak"
 	"github.com/eo-workspaces/provisioner/sagas/objectstore"
+	"github.com/eo-workspaces/provisioner/stack/census"
 	"github.com/eo-workspaces/provisioner/stack/kcemu"
 	"github.com/eo-workspaces/provisioner/stack/minioserver"
 )
@@ -157,31 +154,11 @@ func allReady(t *testing.T, h *harness, names []string) bool {
 
 func (s *outageStack) assertOneOfEach(t *testing.T, ctx context.Context, names []string) {
 	t.Helper()
-	adm, err := madmin.NewWithOptions(s.mio.Endpoint(), &madmin.Options{Creds: credentials.NewStaticV4(s.mio.RootUser(), s.mio.RootPassword(), "")})
+	c, err := census.Take(ctx, census.Keycloak{URL: s.emu.URL(), AdminUser: "admin", AdminPassword: "admin", Realm: kcemu.DevRealmName}, s.mio)
 	if err != nil {
 		t.Fatal(err)
 	}
-	users, err := adm.ListUsers(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	per := map[string]int{}
-	for _, u := range users {
-		per[u.PolicyName]++
-	}
-	gc := gocloak.NewClient(s.emu.URL())
-	tok, err := gc.LoginAdmin(ctx, "admin", "admin", "master")
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, err := gc.GetClients(ctx, tok.AccessToken, kcemu.DevRealmName, gocloak.GetClientsParams{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clients := map[string]int{}
-	for _, c := range all {
-		clients[gocloak.PString(c.ClientID)]++
-	}
+	per, clients := c.Users, c.Clients
 	for _, ws := range names {
 		if per[ws] != 1 || clients[ws] != 1 {
 			t.Errorf("%s has %d key pairs and %d clients, want 1 of each", ws, per[ws], clients[ws])

@@ -244,11 +244,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.migrate(ctx); err != nil {
 		return err
 	}
-	stopRetirer, err := w.retire(ctx)
+	stopSweepers, err := w.runSweepers(ctx)
 	if err != nil {
 		return err
 	}
-	defer stopRetirer()
+	defer stopSweepers()
 	stopSweep, err := w.sweepDrift(ctx)
 	if err != nil {
 		return err
@@ -320,9 +320,9 @@ func (w *Worker) migrate(ctx context.Context) error {
 	return nil
 }
 
-// retire runs the Retirer of old key pairs, the Issuer of new members'
+// runSweepers runs the Retirer of old key pairs, the Issuer of new members'
 // pairs and the Expiry of name holds until the returned stop.
-func (w *Worker) retire(ctx context.Context) (stop func(), err error) {
+func (w *Worker) runSweepers(ctx context.Context) (stop func(), err error) {
 	namesKV, err := w.deps.JS.KeyValue(ctx, events.NamesBucket)
 	if err != nil {
 		return nil, fmt.Errorf("names bucket: %w", err)
@@ -343,7 +343,7 @@ func (w *Worker) retire(ctx context.Context) (stop func(), err error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	// Both end only with ctx; failed sweeps are logged and tried again.
+	// They end only with ctx; failed sweeps are logged and tried again.
 	wg.Go(func() { _ = r.Run(ctx) })
 	wg.Go(func() { _ = is.Run(ctx) })
 	wg.Go(func() { _ = exp.Run(ctx) })

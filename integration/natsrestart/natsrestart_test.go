@@ -21,16 +21,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Nerzal/gocloak/v13"
-	"github.com/minio/madmin-go/v3"
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/integration/stacktest"
+	"github.com/eo-workspaces/provisioner/stack/census"
 	"github.com/eo-workspaces/provisioner/stack/kcemu"
 	"github.com/eo-workspaces/provisioner/stack/minioserver"
 )
@@ -270,46 +267,13 @@ func countBy(t *testing.T, ctx context.Context, js jetstream.JetStream, stream s
 // owner key pair per workspace.
 func assertOneOfEach(t *testing.T, ctx context.Context, mio *minioserver.Server, emu *kcemu.Server, names []string) {
 	t.Helper()
-	adm, err := madmin.NewWithOptions(mio.Endpoint(), &madmin.Options{Creds: credentials.NewStaticV4(mio.RootUser(), mio.RootPassword(), "")})
+	c, err := census.Take(ctx, census.Keycloak{URL: emu.URL(), AdminUser: "admin", AdminPassword: "admin", Realm: kcemu.DevRealmName}, mio)
 	if err != nil {
 		t.Fatal(err)
-	}
-	users, err := adm.ListUsers(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := map[string]int{}
-	for _, u := range users {
-		keys[u.PolicyName]++
-	}
-	gc := gocloak.NewClient(emu.URL())
-	tok, err := gc.LoginAdmin(ctx, "admin", "admin", "master")
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, err := gc.GetClients(ctx, tok.AccessToken, kcemu.DevRealmName, gocloak.GetClientsParams{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clients := map[string]int{}
-	for _, c := range all {
-		clients[gocloak.PString(c.ClientID)]++
-	}
-	s3, err := minio.New(mio.Endpoint(), &minio.Options{Region: mio.Region(), Creds: credentials.NewStaticV4(mio.RootUser(), mio.RootPassword(), "")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	buckets, err := s3.ListBuckets(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bucket := map[string]int{}
-	for _, b := range buckets {
-		bucket[b.Name]++
 	}
 	for _, ws := range names {
-		if keys[ws] != 1 || clients[ws] != 1 || bucket[ws] != 1 {
-			t.Errorf("%s: %d key pairs, %d clients, %d buckets; want 1 of each", ws, keys[ws], clients[ws], bucket[ws])
+		if c.Users[ws] != 1 || c.Clients[ws] != 1 || c.Buckets[ws] != 1 {
+			t.Errorf("%s: %d key pairs, %d clients, %d buckets; want 1 of each", ws, c.Users[ws], c.Clients[ws], c.Buckets[ws])
 		}
 	}
 }

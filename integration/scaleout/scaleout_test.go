@@ -11,15 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Nerzal/gocloak/v13"
-	"github.com/minio/madmin-go/v3"
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/worker"
+	"github.com/eo-workspaces/provisioner/stack/census"
 	"github.com/eo-workspaces/provisioner/stack/kcemu"
 	"github.com/eo-workspaces/provisioner/stack/minioserver"
 )
@@ -336,44 +333,11 @@ func nextEvent(ctx context.Context, cons jetstream.Consumer) (jetstream.Msg, err
 // member with write access (the owner, and the member where kept).
 func checkResources(t *testing.T, ctx context.Context, emu *kcemu.Server, mio *minioserver.Server) {
 	t.Helper()
-	gc := gocloak.NewClient(emu.URL())
-	tok, err := gc.LoginAdmin(ctx, "admin", "admin", "master")
+	c, err := census.Take(ctx, census.Keycloak{URL: emu.URL(), AdminUser: "admin", AdminPassword: "admin", Realm: kcemu.DevRealmName}, mio)
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := gc.GetClients(ctx, tok.AccessToken, kcemu.DevRealmName, gocloak.GetClientsParams{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clients := map[string]int{}
-	for _, c := range all {
-		clients[gocloak.PString(c.ClientID)]++
-	}
-	creds := credentials.NewStaticV4(mio.RootUser(), mio.RootPassword(), "")
-	s3, err := minio.New(mio.Endpoint(), &minio.Options{Creds: creds, Region: mio.Region()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, err := s3.ListBuckets(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buckets := map[string]int{}
-	for _, b := range list {
-		buckets[b.Name]++
-	}
-	adm, err := madmin.NewWithOptions(mio.Endpoint(), &madmin.Options{Creds: creds})
-	if err != nil {
-		t.Fatal(err)
-	}
-	users, err := adm.ListUsers(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := map[string]int{}
-	for _, u := range users {
-		keys[u.PolicyName]++
-	}
+	clients, buckets, keys := c.Clients, c.Buckets, c.Users
 	for i := range total {
 		name, p := nameOf(i), planOf(i)
 		live, writers := 1, 1
@@ -388,7 +352,8 @@ func checkResources(t *testing.T, ctx context.Context, emu *kcemu.Server, mio *m
 				name, clients[name], buckets[name], keys[name], live, live, writers)
 		}
 	}
-	t.Logf("providers hold %d clients, %d buckets, %d MinIO users in all", len(all), len(list), len(users))
+	nc, nb, nu := c.Totals()
+	t.Logf("providers hold %d clients, %d buckets, %d MinIO users in all", nc, nb, nu)
 }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }

@@ -49,18 +49,12 @@ func NewExpiry(kv *KV, pub sagas.EventPublisher, log *zap.Logger, interval time.
 
 // Run sweeps at once, then every interval, until ctx ends.
 func (e *Expiry) Run(ctx context.Context) error {
-	t := time.NewTicker(e.interval)
-	defer t.Stop()
-	for {
-		if err := e.Sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
-			e.log.Warn("name expiry: sweep failed; trying again", zap.Error(err))
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	failed := func(err error) { e.log.Warn("name expiry: sweep failed; trying again", zap.Error(err)) }
+	if err := e.Sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		failed(err)
 	}
+	sagas.Every(ctx, e.interval, e.Sweep, failed)
+	return nil
 }
 
 // Sweep frees every name whose hold ended by now.

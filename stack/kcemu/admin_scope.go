@@ -59,27 +59,32 @@ func allScopeMappings(a *adminCall, c *client) (reply, bool) {
 
 func scopeMappings(ofClient bool) func(a *adminCall, c *client) (reply, bool) {
 	return func(a *adminCall, c *client) (reply, bool) {
-		containerID := ""
-		if ofClient {
-			sc := a.rl.Clients[a.r.PathValue("client")]
-			if sc == nil {
-				return clientNotFound, false
-			}
-			containerID = sc.ID
+		containerID, found := scopeContainer(a, ofClient)
+		if !found {
+			return clientNotFound, false
 		}
 		return ok(roleList(a.rl, scopeRoles(a.rl, c, containerID))), false
 	}
 }
 
+// scopeContainer is the id of the client whose roles a scope-mapping
+// path names, or "" for the realm's roles; false when no such client.
+func scopeContainer(a *adminCall, ofClient bool) (string, bool) {
+	if !ofClient {
+		return "", true
+	}
+	sc := a.rl.Clients[a.r.PathValue("client")]
+	if sc == nil {
+		return "", false
+	}
+	return sc.ID, true
+}
+
 func changeScope(ofClient, add bool) func(a *adminCall, c *client) (reply, bool) {
 	return func(a *adminCall, c *client) (reply, bool) {
-		containerID := ""
-		if ofClient {
-			sc := a.rl.Clients[a.r.PathValue("client")]
-			if sc == nil {
-				return clientNotFound, false
-			}
-			containerID = sc.ID
+		containerID, found := scopeContainer(a, ofClient)
+		if !found {
+			return clientNotFound, false
 		}
 		var reps []roleRep
 		if !a.decode(&reps) {
