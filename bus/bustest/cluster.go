@@ -64,8 +64,27 @@ func StartClusterServers(tb testing.TB) []string {
 
 // StartClusterNodes starts the three servers of a cluster and returns
 // them, for tests that stop one (Shutdown) as a node loss.
+//
+// The route ports are chosen before the servers bind them, so another
+// test process can take one in between (it failed CI once); a cluster
+// whose servers are not all listening is shut down and started again on
+// fresh ports.
 func StartClusterNodes(tb testing.TB) []*server.Server {
 	tb.Helper()
+	const attempts = 3
+	var err error
+	for range attempts {
+		var nodes []*server.Server
+		if nodes, err = tryClusterNodes(tb); err == nil {
+			tb.Cleanup(func() { shutdown(nodes) })
+			return nodes
+		}
+	}
+	tb.Fatalf("three-node cluster, %d attempts: %v", attempts, err)
+	return nil
+}
+
+func tryClusterNodes(tb testing.TB) ([]*server.Server, error) {
 	ports := [3]int{freePort(tb), freePort(tb), freePort(tb)}
 	var routes []*url.URL
 	for _, p := range ports {
@@ -78,26 +97,28 @@ func StartClusterNodes(tb testing.TB) []*server.Server {
 			JetStream: true, StoreDir: tb.TempDir(),
 			Cluster: server.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: p}, Routes: routes,
 		}
-		nodes = append(nodes, startServer(tb, opts))
+		s, err := server.NewServer(opts)
+		if err != nil {
+			shutdown(nodes)
+			return nil, fmt.Errorf("nats server %s: %w", opts.ServerName, err)
+		}
+		go s.Start()
+		nodes = append(nodes, s)
 	}
-	return nodes
+	for _, s := range nodes {
+		if !s.ReadyForConnections(10 * time.Second) {
+			shutdown(nodes)
+			return nil, fmt.Errorf("nats server %s not listening on its client and route ports", s.Name())
+		}
+	}
+	return nodes, nil
 }
 
-func startServer(tb testing.TB, opts *server.Options) *server.Server {
-	tb.Helper()
-	s, err := server.NewServer(opts)
-	if err != nil {
-		tb.Fatalf("nats server %s: %v", opts.ServerName, err)
-	}
-	go s.Start()
-	tb.Cleanup(func() {
+func shutdown(nodes []*server.Server) {
+	for _, s := range nodes {
 		s.Shutdown()
 		s.WaitForShutdown()
-	})
-	if !s.ReadyForConnections(30 * time.Second) {
-		tb.Fatalf("nats server %s not ready", opts.ServerName)
 	}
-	return s
 }
 
 func freePort(tb testing.TB) int {

@@ -65,13 +65,30 @@ func serverBinary() (string, error) {
 
 // StartClusterProcesses starts a three-node JetStream cluster as
 // nats-server processes on loopback, for tests that kill a node outright,
-// and returns them once the cluster answers JetStream requests.
+// and returns them once the cluster answers JetStream requests. As with
+// StartClusterNodes, a node that cannot bind the ports chosen for it is
+// taken as a port lost to another test: the cluster starts again on
+// fresh ones.
 func StartClusterProcesses(tb testing.TB) []*Node {
 	tb.Helper()
 	bin, err := serverBinary()
 	if err != nil {
 		tb.Fatal(err)
 	}
+	const attempts = 3
+	for range attempts {
+		var nodes []*Node
+		if nodes, err = tryClusterProcesses(tb, bin); err == nil {
+			tb.Cleanup(func() { stopAll(nodes) })
+			waitJetStream(tb, URLs(nodes))
+			return nodes
+		}
+	}
+	tb.Fatalf("three-node cluster of processes, %d attempts: %v", attempts, err)
+	return nil
+}
+
+func tryClusterProcesses(tb testing.TB, bin string) ([]*Node, error) {
 	cports := [3]int{freePort(tb), freePort(tb), freePort(tb)}
 	var routes []string
 	for _, p := range cports {
@@ -88,29 +105,37 @@ func StartClusterProcesses(tb testing.TB) []*Node {
 		n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
 		n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := n.cmd.Start(); err != nil {
-			tb.Fatalf("start %s: %v", n.Name, err)
+			stopAll(nodes)
+			return nil, fmt.Errorf("start %s: %w", n.Name, err)
 		}
 		go func() { _ = n.cmd.Wait(); close(n.done) }()
-		tb.Cleanup(func() {
-			select {
-			case <-n.done:
-			default:
-				_ = n.cmd.Process.Signal(syscall.SIGTERM)
-				select {
-				case <-n.done:
-				case <-time.After(10 * time.Second):
-					_ = n.cmd.Process.Kill()
-					<-n.done
-				}
-			}
-		})
 		nodes = append(nodes, n)
 	}
 	for _, n := range nodes {
-		waitConnectable(tb, n)
+		if err := waitConnectable(n); err != nil {
+			stopAll(nodes)
+			return nil, err
+		}
 	}
-	waitJetStream(tb, URLs(nodes))
-	return nodes
+	return nodes, nil
+}
+
+// stopAll ends the nodes still running, gently first.
+func stopAll(nodes []*Node) {
+	for _, n := range nodes {
+		select {
+		case <-n.done:
+			continue
+		default:
+		}
+		_ = n.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-n.done:
+		case <-time.After(10 * time.Second):
+			_ = n.cmd.Process.Kill()
+			<-n.done
+		}
+	}
 }
 
 // waitJetStream waits until the cluster answers JetStream requests: its
@@ -141,22 +166,21 @@ func waitJetStream(tb testing.TB, urls string) {
 	}
 }
 
-func waitConnectable(tb testing.TB, n *Node) {
-	tb.Helper()
+func waitConnectable(n *Node) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		nc, err := nats.Connect(n.URL, nats.Timeout(time.Second))
 		if err == nil {
 			nc.Close()
-			return
+			return nil
 		}
 		select {
 		case <-n.done:
-			tb.Fatalf("nats-server %s exited:\n%s", n.Name, n.logs)
+			return fmt.Errorf("nats-server %s exited:\n%s", n.Name, n.logs)
 		default:
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("nats-server %s takes no clients: %v\n%s", n.Name, err, n.logs)
+			return fmt.Errorf("nats-server %s takes no clients: %w\n%s", n.Name, err, n.logs)
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval
 	}
