@@ -48,7 +48,7 @@ func newRebuildCmd() *cobra.Command {
 	var cfg config
 	cmd := &cobra.Command{
 		Use:   "rebuild-projection",
-		Short: "Replay every event into the read model, replacing it entry by entry while the API keeps reading (stop the projection role first)",
+		Short: "Replay every event into the read model, replacing it entry by entry while the API keeps reading (stop every projection role first)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyEnv(cmd.Flags()); err != nil {
 				return err

@@ -14,6 +14,7 @@ type metrics struct {
 	lag     prometheus.Gauge // events not yet applied
 	delay   prometheus.Gauge // stored → applied, of the newest applied event
 	applied prometheus.Gauge // stream sequence of the newest applied event
+	leading prometheus.Gauge // 1 while this process holds the lease
 	// restarts counts the pulls opened again after losing their server.
 	restarts *prometheus.CounterVec // reason
 }
@@ -22,7 +23,7 @@ func newMetrics() *metrics {
 	return &metrics{
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "workspace_projection_lag_events",
-			Help: "Events in WORKSPACE_EVENTS the projection has not applied yet (its consumer's pending and unacknowledged, sampled).",
+			Help: "Events in WORKSPACE_EVENTS the projection has not applied yet (sampled while this process folds).",
 		}),
 		delay: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "workspace_projection_delay_seconds",
@@ -32,6 +33,10 @@ func newMetrics() *metrics {
 			Name: "workspace_projection_last_applied_sequence",
 			Help: "WORKSPACE_EVENTS stream sequence of the newest event applied to the read model.",
 		}),
+		leading: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "workspace_projection_leader",
+			Help: "1 while this process holds the projection lease and folds events, 0 while it stands by.",
+		}),
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "workspace_projection_consumer_restarts_total",
 			Help: "Times the projection's pull of events was opened again after losing its server, by reason (heartbeat, error).",
@@ -40,7 +45,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.lag, m.delay, m.applied, m.restarts} {
+	for _, c := range []prometheus.Collector{m.lag, m.delay, m.applied, m.leading, m.restarts} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register projection metrics: %w", err)
 		}
@@ -56,9 +61,8 @@ func (m *metrics) appliedEvent(meta *jetstream.MsgMetadata, now time.Time) {
 	m.delay.Set(now.Sub(meta.Timestamp).Seconds())
 }
 
-// observeConsumer records a sample of the projection consumer's state:
-// the messages not delivered yet and those delivered (prefetched or being
-// applied) without an ack are both still to be applied.
-func (m *metrics) observeConsumer(pending, ackPending uint64) {
-	m.lag.Set(float64(pending + ackPending))
+// observeLag records a sample of the stream's last sequence against the
+// checkpoint.
+func (m *metrics) observeLag(last, applied uint64) {
+	m.lag.Set(float64(last - min(applied, last)))
 }

@@ -66,8 +66,11 @@ func TestLagMetrics(t *testing.T) {
 	if d := gauge("workspace_projection_delay_seconds"); d <= 0 {
 		t.Errorf("delay %v, want the time from stored to applied", d)
 	}
-	if c, err := testutil.GatherAndCount(reg); err != nil || c != 3 {
-		t.Errorf("%d series (%v), want 3", c, err)
+	if g := gauge("workspace_projection_leader"); g != 1 {
+		t.Errorf("leader gauge %v while folding, want 1", g)
+	}
+	if c, err := testutil.GatherAndCount(reg); err != nil || c != 4 {
+		t.Errorf("%d series (%v), want 4", c, err)
 	}
 }
 

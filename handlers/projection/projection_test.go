@@ -120,14 +120,10 @@ func TestRebuildReplaysToTheSameModel(t *testing.T) {
 		t.Fatalf("rebuilt model differs:\nbefore %+v\nafter  %+v", before, after)
 	}
 
-	// The projection resumes after the last event folded: nothing is
-	// pending, and an event published now is applied once it runs.
-	cons, err := b.JS.Consumer(ctx, events.EventsStream, projection.ConsumerName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info, err := cons.Info(ctx); err != nil || info.NumPending != 0 || info.NumAckPending != 0 {
-		t.Fatalf("after the rebuild the projection consumer has %+v pending (err %v), want none", info, err)
+	// The projection resumes after the last event folded: that is its
+	// checkpoint, and an event published now is applied once it runs.
+	if cp, err := projection.Checkpoint(ctx, b.JS); err != nil || cp != stats.LastSeq {
+		t.Fatalf("checkpoint after the rebuild %d (err %v), want %d", cp, err, stats.LastSeq)
 	}
 	env, _ := events.New(before[0].Name, &events.StatusChanged{Status: events.StatusDeleting}, events.Meta{Actor: "t"})
 	if _, err := pub.Publish(ctx, env); err != nil {
@@ -186,4 +182,38 @@ func TestRebuildRefusesWhenAnotherWriterMoves(t *testing.T) {
 	if err != nil || string(e.Value()) != string(live) {
 		t.Fatalf("the other writer's entry became %q (err %v)", e.Value(), err)
 	}
+}
+
+// A rebuild holds the projection's lease: it refuses to start while a
+// projection folds, and a projection started during it takes over once
+// it is done and folds what came after the rebuild's last event.
+func TestRebuildAndProjectionsTakeTurns(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b := bustest.Start(t)
+	first := publishScripts(t, ctx, b.JS, []string{"ws-turns-1"}, 0)
+	running := startProjectorOn(t, b.JS, 2*time.Second)
+	waitUntil(t, "the projection folding", func() bool { return running.leading(t) })
+	v, err := schemas.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := projection.Rebuild(ctx, b.JS, v, zap.NewNop()); !errors.Is(err, projection.ErrProjectionRunning) {
+		t.Fatalf("rebuild beside a projection: %v, want ErrProjectionRunning", err)
+	}
+	checkModel(t, ctx, b.JS, first)
+	running.stop()
+	<-running.done
+
+	var standby *runningProjector
+	projection.BeforeRebuildWrites(t, func() { standby = startProjectorOn(t, b.JS, 2*time.Second) })
+	stats, err := projection.Rebuild(ctx, b.JS, v, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the standby folding after the rebuild", func() bool { return standby.leading(t) })
+	if cp, err := projection.Checkpoint(ctx, b.JS); err != nil || cp < stats.LastSeq {
+		t.Fatalf("checkpoint %d (err %v) after a rebuild up to %d", cp, err, stats.LastSeq)
+	}
+	checkModel(t, ctx, b.JS, publishScripts(t, ctx, b.JS, []string{"ws-turns-2"}, 0))
 }

@@ -39,9 +39,15 @@ func (s RebuildStats) EventsPerSecond() float64 { return float64(s.Events) / s.T
 // rebuild ran: the projection role was not stopped.
 var ErrModelMoved = errors.New("the read model changed during the rebuild: stop the projection role and run it again")
 
+// ErrProjectionRunning means a projection process holds the lease: it
+// folds events into the model a rebuild would replace.
+var ErrProjectionRunning = errors.New("a projection process is folding events: stop every projection role and run it again")
+
 // Rebuild replays the whole events stream into the read model, in place
-// of the one stored. Stop the projection role first; start it afterwards,
-// and it resumes after the last event folded here.
+// of the one stored. It holds the projection's lease while it runs, so it
+// refuses to start while a projection process folds
+// (ErrProjectionRunning), and one started meanwhile stands by; afterwards
+// the projection resumes after the last event folded here.
 //
 // Readers keep answering all along: the events are folded in memory
 // (readmodel.Apply, as the projector does) and only then compared with
@@ -57,6 +63,52 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, schema events.SchemaVa
 	if err != nil {
 		return RebuildStats{}, fmt.Errorf("projection bucket: %w", err)
 	}
+	l, checkpoint, err := holdLease(ctx, js)
+	if err != nil {
+		return RebuildStats{}, err
+	}
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		l.keep(rctx, func() uint64 { return checkpoint }, func(err error) { cancel(err) }, log)
+	}()
+	stats, err := rebuild(rctx, js, kv, schema, log)
+	cancel(nil)
+	<-kept
+	if err == nil {
+		checkpoint = stats.LastSeq
+		err = dropLegacyConsumer(ctx, js)
+	}
+	// Given up with the old checkpoint after a failure: an entry rebuilt
+	// already holds a later event than it, so folding from it is right.
+	rerr := l.release(ctx, checkpoint)
+	stats.Took = time.Since(begin)
+	return stats, errors.Join(err, rerr)
+}
+
+// holdLease takes the projection's lease for a rebuild, so no projection
+// folds meanwhile, and returns it with the checkpoint it held.
+func holdLease(ctx context.Context, js jetstream.JetStream) (*lease, uint64, error) {
+	workers, err := js.KeyValue(ctx, events.WorkersBucket)
+	if err != nil {
+		return nil, 0, fmt.Errorf("workers bucket: %w", err)
+	}
+	l := newLease(workers, DefaultLeaseTTL)
+	l.holder = "rebuild-" + l.holder
+	first := func(ctx context.Context) (uint64, error) { return legacyCheckpoint(ctx, js) }
+	checkpoint, ok, err := l.acquire(ctx, time.Now(), first)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !ok {
+		return nil, 0, ErrProjectionRunning
+	}
+	return l, checkpoint, nil
+}
+
+func rebuild(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, schema events.SchemaValidator, log *zap.Logger) (RebuildStats, error) {
 	model, stats, err := foldStream(ctx, js, schema, log)
 	if err != nil {
 		return stats, err
@@ -72,10 +124,7 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, schema events.SchemaVa
 	if stats.Removed, err = removeGone(ctx, kv, model, stored); err != nil {
 		return stats, err
 	}
-	if err := resumeAfter(ctx, js, stats.LastSeq); err != nil {
-		return stats, err
-	}
-	stats.Workspaces, stats.Took = len(model), time.Since(begin)
+	stats.Workspaces = len(model)
 	return stats, nil
 }
 
@@ -301,16 +350,4 @@ func removeGone(ctx context.Context, kv jetstream.KeyValue, model map[string]*re
 		})
 	}
 	return removed, g.Wait()
-}
-
-// resumeAfter sets the projection's consumer to deliver from the event
-// after last, creating it if need be: everything up to last is folded.
-func resumeAfter(ctx context.Context, js jetstream.JetStream, last uint64) error {
-	if _, err := js.CreateOrUpdateConsumer(ctx, events.EventsStream, consumerConfig()); err != nil {
-		return fmt.Errorf("projection consumer: %w", err)
-	}
-	if _, err := js.ResetConsumerToSequence(ctx, events.EventsStream, ConsumerName, last+1); err != nil {
-		return fmt.Errorf("resume the projection consumer at %d: %w", last+1, err)
-	}
-	return nil
 }

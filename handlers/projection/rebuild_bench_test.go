@@ -2,7 +2,7 @@ package projection_test
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -15,6 +15,7 @@ import (
 	"github.com/eo-workspaces/provisioner/bus/bustest"
 	"github.com/eo-workspaces/provisioner/events"
 	"github.com/eo-workspaces/provisioner/handlers/projection"
+	"github.com/eo-workspaces/provisioner/readmodel"
 	"github.com/eo-workspaces/provisioner/schemas"
 )
 
@@ -83,7 +84,7 @@ func BenchmarkRebuild(b *testing.B) {
 	clearModel(ctx, b, bs.JS)
 	t0 := time.Now()
 	stop := runProjector(ctx, b, bs.JS, v)
-	awaitApplied(ctx, b, bs.JS, info.State.LastSeq)
+	awaitApplied(ctx, b, bs.JS, fmt.Sprintf("ws-bench-%d", n-1), info.State.LastSeq)
 	old := time.Since(t0)
 	stop()
 
@@ -115,7 +116,11 @@ func BenchmarkRebuild(b *testing.B) {
 // deleted and every entry purged.
 func clearModel(ctx context.Context, b *testing.B, js jetstream.JetStream) {
 	b.Helper()
-	if err := js.DeleteConsumer(ctx, events.EventsStream, projection.ConsumerName); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	workers, err := js.KeyValue(ctx, events.WorkersBucket)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := workers.Purge(ctx, projection.LeaseKey); err != nil {
 		b.Fatal(err)
 	}
 	kv, err := js.KeyValue(ctx, events.ProjectionBucket)
@@ -145,14 +150,19 @@ func runProjector(ctx context.Context, b *testing.B, js jetstream.JetStream, v e
 	return func() { stop(); <-done }
 }
 
-// awaitApplied waits until the projection consumer's ack floor is last.
-func awaitApplied(ctx context.Context, b *testing.B, js jetstream.JetStream, last uint64) {
+// awaitApplied waits until the read model holds the stream's last event,
+// the last of workspace ws: the projection folds in stream order, so
+// every event before it is folded too.
+func awaitApplied(ctx context.Context, b *testing.B, js jetstream.JetStream, ws string, last uint64) {
 	b.Helper()
+	kv, err := js.KeyValue(ctx, events.ProjectionBucket)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for {
-		cons, err := js.Consumer(ctx, events.EventsStream, projection.ConsumerName)
-		if err == nil {
-			info, err := cons.Info(ctx)
-			if err == nil && info.AckFloor.Stream >= last {
+		if e, err := kv.Get(ctx, ws); err == nil {
+			var w readmodel.Workspace
+			if json.Unmarshal(e.Value(), &w) == nil && w.LastSeq >= last {
 				return
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -130,12 +131,27 @@ func workerRestarts(t *testing.T, reg *prometheus.Registry) float64 {
 	return sample(t, reg, name, "reason", "heartbeat") + sample(t, reg, name, "reason", "error")
 }
 
-// arrangeLeaders moves the leadership of the worker's partition consumer
-// and the projection's consumer, by asking their leaders to step down,
-// until one server that the client is not connected to leads both, and
-// returns its name.
+// arrangeLeaders moves the worker's partition consumer and the
+// projection's consumer until one server that the client is not
+// connected to leads both, and returns its name. The projection's is an
+// ordered consumer, on one server the cluster picks at random: deleted,
+// it is made again elsewhere, maybe; the partition consumer's leader is
+// asked to step down until the same server leads it.
 func arrangeLeaders(t *testing.T, ctx context.Context, b *bus.Bus, partition string) string {
 	t.Helper()
+	stream, err := b.JS.Stream(ctx, events.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	projectionOn := func() (name, host string) {
+		infos := stream.ListConsumers(ctx)
+		for info := range infos.Info() {
+			if info.Config.AckPolicy == jetstream.AckNonePolicy && info.Cluster != nil {
+				name, host = info.Name, info.Cluster.Leader
+			}
+		}
+		return name, host
+	}
 	leaderOf := func(stream, consumer string) string {
 		c, err := b.JS.Consumer(ctx, stream, consumer)
 		if err != nil {
@@ -147,29 +163,22 @@ func arrangeLeaders(t *testing.T, ctx context.Context, b *bus.Bus, partition str
 		}
 		return info.Cluster.Leader
 	}
-	stepDown := func(stream, consumer string) {
-		_, _ = b.Conn.RequestWithContext(ctx, "$JS.API.CONSUMER.LEADER.STEPDOWN."+stream+"."+consumer, nil)
-	}
-	var leader string
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		w := leaderOf(events.PartitionsStream, partition)
-		p := leaderOf(events.EventsStream, projection.ConsumerName)
+		name, p := projectionOn()
 		switch {
 		case w == "" || p == "":
-		case w == b.Conn.ConnectedServerName():
-			stepDown(events.PartitionsStream, partition)
-		case p != w:
-			stepDown(events.EventsStream, projection.ConsumerName)
+		case p == b.Conn.ConnectedServerName():
+			_ = stream.DeleteConsumer(ctx, name)
+		case w != p:
+			_, _ = b.Conn.RequestWithContext(ctx, "$JS.API.CONSUMER.LEADER.STEPDOWN."+events.PartitionsStream+"."+partition, nil)
 		default:
-			leader = w
-		}
-		if leader != "" {
-			return leader
+			return w
 		}
 		time.Sleep(200 * time.Millisecond) // an election takes a moment; polled, not awaited blindly
 	}
-	t.Fatal("could not move both consumers' leadership to a server the client is not connected to")
+	t.Fatal("could not move both consumers to a server the client is not connected to")
 	return ""
 }
 

@@ -170,8 +170,8 @@ func checkProvisionerServices(t *testing.T, services map[string]map[string]any, 
 			}
 		}
 	}
-	if roles["api"] != 2 || roles["worker"] != 3 || roles["projection"] != 1 || len(roles) != 3 {
-		t.Errorf("processes by roles %v, want api 2, worker 3, projection 1", roles)
+	if roles["api"] != 2 || roles["worker"] != 3 || roles["projection"] != 2 || len(roles) != 3 {
+		t.Errorf("processes by roles %v, want api 2, worker 3, projection 2", roles)
 	}
 	slices.Sort(workerIDs)
 	if len(slices.Compact(workerIDs)) != 3 || slices.Contains(workerIDs, "") {

@@ -106,7 +106,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for role, replicas := range map[string]int{"api": 2, "worker": 3, "projection": 1} {
+	for role, replicas := range map[string]int{"api": 2, "worker": 3, "projection": 2} {
 		d := byName["Deployment/provisioner-"+role]
 		if d == nil {
 			t.Fatalf("no Deployment provisioner-%s", role)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -108,24 +109,37 @@ func memberCount(ws map[string]any) int {
 	return len(members)
 }
 
-// restarts reads from a worker's metrics how often it opened its pull of
-// commands again after losing its server.
-func restarts(ctx context.Context, p *proc) string {
+// metrics returns the lines of p's /metrics that start with prefix.
+func metrics(ctx context.Context, p *proc, prefix string) []string {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/metrics", nil)
 	if err != nil {
-		return err.Error()
+		return []string{err.Error()}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err.Error()
+		return []string{err.Error()}
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	var out []string
 	for _, l := range strings.Split(string(raw), "\n") {
-		if strings.HasPrefix(l, "workspace_worker_consumer_restarts_total{") {
-			out = append(out, strings.TrimPrefix(l, "workspace_worker_consumer_restarts_total"))
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
 		}
 	}
+	return out
+}
+
+// restarts says how often worker p opened its pull of commands again.
+func restarts(ctx context.Context, p *proc) string {
+	var out []string
+	for _, l := range metrics(ctx, p, "workspace_worker_consumer_restarts_total{") {
+		out = append(out, strings.TrimPrefix(l, "workspace_worker_consumer_restarts_total"))
+	}
 	return strings.Join(out, " ")
+}
+
+// folding reports whether projection p holds the lease and folds events.
+func folding(ctx context.Context, p *proc) bool {
+	return slices.Contains(metrics(ctx, p, "workspace_projection_leader "), "workspace_projection_leader 1")
 }

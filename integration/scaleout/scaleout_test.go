@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,15 +41,16 @@ func planOf(i int) plan { return plan{add: i%3 == 0, remove: i%6 == 0, del: i%10
 func nameOf(i int) string { return fmt.Sprintf("ws-so-%03d", i) }
 
 // TestScaleOutOnAClusterThroughAWorkerAndANodeKilled: three nats-server
-// nodes (R3 streams and buckets), three worker processes and two API
-// processes (one also projects) of the real binary, started at once;
-// real MinIO and the Keycloak emulator. 300 workspaces are created, a
-// third get a member, some lose them again, a tenth are deleted; a worker
-// and the node leading the commands stream (which the partitions source)
-// are SIGKILLed when 100 are ready. Every workspace ends as its commands say, each outcome's event
-// once, with one client, one bucket and one MinIO user per member with
-// write access; a GET on either API right after a 202 never answers 404;
-// the processes left alive were never restarted.
+// nodes (R3 streams and buckets), three worker, two API and two
+// projection processes of the real binary, started at once; real MinIO
+// and the Keycloak emulator. 300 workspaces are created, a third get a
+// member, some lose them again, a tenth are deleted; a worker, the
+// projection folding events and the node leading the commands stream
+// (which the partitions source) are SIGKILLed when 100 are ready. Every
+// workspace ends as its commands say, each outcome's event once, with one
+// client, one bucket and one MinIO user per member with write access; a
+// GET on either API right after a 202 never answers 404; the processes
+// left alive were never restarted, and the other projection took over.
 func TestScaleOutOnAClusterThroughAWorkerAndANodeKilled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -78,20 +80,26 @@ func TestScaleOutOnAClusterThroughAWorkerAndANodeKilled(t *testing.T) {
 		workers = append(workers, startProc(t, id, append(common, "--roles", "worker", "--worker-id", id, "--concurrency", "4")...))
 	}
 	apiProcs := []*proc{
-		startProc(t, "api1", append(common, "--roles", "api,projection", "--insecure-no-auth")...),
+		startProc(t, "api1", append(common, "--roles", "api", "--insecure-no-auth")...),
 		startProc(t, "api2", append(common, "--roles", "api", "--insecure-no-auth")...),
 	}
+	projections := []*proc{
+		startProc(t, "p1", append(common, "--roles", "projection")...),
+		startProc(t, "p2", append(common, "--roles", "projection")...),
+	}
 	started := time.Now()
-	for _, p := range append(workers, apiProcs...) {
+	all := slices.Concat(workers, apiProcs, projections)
+	for _, p := range all {
 		p.waitReady(t, 2*time.Minute)
 	}
-	t.Logf("cluster, MinIO and emulator up in %s; 5 processes started together, all ready %s later",
-		started.Sub(begin).Round(time.Millisecond), since(started))
+	t.Logf("cluster, MinIO and emulator up in %s; %d processes started together, all ready %s later",
+		started.Sub(begin).Round(time.Millisecond), len(all), since(started))
 	apis := []string{apiProcs[0].url, apiProcs[1].url}
 
 	js := bustest.Connect(t, strings.Split(bustest.URLs(nodes), ",")...)
 	var ready, stale atomic.Int64
 	killed := make(chan time.Time, 1)
+	lostProjection := make(chan *proc, 1)
 	go func() {
 		for ready.Load() < killAfter && ctx.Err() == nil {
 			pause(ctx, 50*time.Millisecond)
@@ -106,8 +114,21 @@ func TestScaleOutOnAClusterThroughAWorkerAndANodeKilled(t *testing.T) {
 				n.Kill(t)
 			}
 		}
-		t.Logf("SIGKILL to worker w2 and to node %s (leading the commands stream) with %d ready, at %s", leader, ready.Load(), since(begin))
+		var lost *proc
+		for _, p := range projections {
+			if folding(ctx, p) {
+				lost = p
+				p.kill(t)
+			}
+		}
+		if lost == nil {
+			t.Error("no projection process was folding events")
+			lost = &proc{name: "none"}
+		}
+		t.Logf("SIGKILL to worker w2, to projection %s (the one folding) and to node %s (leading the commands stream) with %d ready, at %s",
+			lost.name, leader, ready.Load(), since(begin))
 		killed <- time.Now()
+		lostProjection <- lost
 	}()
 
 	work := time.Now()
@@ -137,7 +158,9 @@ func TestScaleOutOnAClusterThroughAWorkerAndANodeKilled(t *testing.T) {
 	if n := stale.Load(); n > 0 {
 		t.Errorf("%d GETs on the other API right after a 202 answered 404", n)
 	}
-	for _, p := range append([]*proc{workers[0], workers[2]}, apiProcs...) {
+	lost := <-lostProjection
+	left := slices.DeleteFunc(slices.Clone(projections), func(p *proc) bool { return p == lost })
+	for _, p := range slices.Concat([]*proc{workers[0], workers[2]}, apiProcs, left) {
 		if !p.alive() {
 			t.Errorf("%s exited after the kill:\n%s", p.name, p.logs.String())
 		}
@@ -147,6 +170,11 @@ func TestScaleOutOnAClusterThroughAWorkerAndANodeKilled(t *testing.T) {
 	}
 	for _, w := range []*proc{workers[0], workers[2]} {
 		t.Logf("%s opened its pull of commands again %s times", w.name, restarts(ctx, w))
+	}
+	for _, p := range left {
+		if !folding(ctx, p) {
+			t.Errorf("projection %s is not folding after the other one died", p.name)
+		}
 	}
 	checkEndStates(t, ctx, apis[1])
 	checkEventsOnce(t, ctx, js)
