@@ -58,7 +58,10 @@ func NewProjector(ctx context.Context, js jetstream.JetStream, schema events.Sch
 }
 
 // Run folds events while this process holds the lease and stands by
-// while another does, until ctx ends; then it gives the lease up.
+// while another does, until ctx ends; then it gives the lease up. A fold
+// that fails (its consumer not opened while the cluster elects a leader,
+// say) gives the lease up too and is tried again, by this process or
+// another, rather than ending the process.
 func (p *Projector) Run(ctx context.Context) error {
 	t := time.NewTicker(p.lease.ttl / 5)
 	defer t.Stop()
@@ -70,13 +73,15 @@ func (p *Projector) Run(ctx context.Context) error {
 		if ok {
 			p.log.Info("projection lease taken: folding events", zap.Uint64("after", from))
 			err := p.fold(ctx, from)
-			if ctx.Err() != nil {
+			switch {
+			case ctx.Err() != nil:
 				return nil
+			case errors.Is(err, errLeaseLost):
+				p.log.Warn("projection lease lost: standing by", zap.Error(err))
+			default:
+				p.log.Error("projection stopped folding; trying again", zap.Error(err))
+				p.metrics.consumerRestarted("error")
 			}
-			if !errors.Is(err, errLeaseLost) {
-				return err
-			}
-			p.log.Warn("projection lease lost: standing by", zap.Error(err))
 		}
 		select {
 		case <-ctx.Done():
