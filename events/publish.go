@@ -23,12 +23,20 @@ type SchemaValidator interface {
 type Publisher struct {
 	js     jetstream.JetStream
 	schema SchemaValidator
+	ttl    time.Duration // 0: kept as long as the stream keeps anything
 }
 
 // NewPublisher returns a publisher; schema may not be nil: nothing leaves
 // without passing its schema.
 func NewPublisher(js jetstream.JetStream, schema SchemaValidator) *Publisher {
 	return &Publisher{js: js, schema: schema}
+}
+
+// Expiring returns a publisher whose messages the stream removes ttl
+// after storing them (its AllowMsgTTL must be on): for commands repeated
+// so often that keeping each forever would bury the audit trail.
+func (p *Publisher) Expiring(ttl time.Duration) *Publisher {
+	return &Publisher{js: p.js, schema: p.schema, ttl: ttl}
 }
 
 // Published is what JetStream answered.
@@ -45,9 +53,13 @@ func (p *Publisher) Publish(ctx context.Context, env Envelope) (Published, error
 		return Published{}, err
 	}
 	tracing.Inject(ctx, msg.Header) // the command's handling joins the caller's trace
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(env.ID)}
+	if p.ttl > 0 {
+		opts = append(opts, jetstream.WithMsgTTL(p.ttl))
+	}
 	var ack *jetstream.PubAck
 	for attempt := 1; ; attempt++ {
-		ack, err = p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(env.ID))
+		ack, err = p.js.PublishMsg(ctx, msg, opts...)
 		if err == nil || attempt == publishAttempts || ctx.Err() != nil || !IsNoAnswer(err) {
 			break
 		}

@@ -126,12 +126,21 @@ func StreamConfigs(c TopologyConfig) []jetstream.StreamConfig {
 		}
 	}
 	return []jetstream.StreamConfig{
-		base(CommandsStream, "Workspace commands (create, delete, membership, retry)", CommandSubjectPrefix+">"),
+		expiring(base(CommandsStream, "Workspace commands (create, delete, membership, retry)", CommandSubjectPrefix+">")),
 		base(EventsStream, "Workspace status and domain events: the audit trail", EventSubjectPrefix+">"),
 		base(DeadLettersStream, "Messages no handler could act on, with the reason", DeadLetterSubjectPrefix+">"),
 		advisories(base(AdvisoriesStream, "Commands that ran out of deliveries, as the server's advisories say", MaxDeliveriesAdvisories,
 			PartitionMaxDeliveriesAdvisories)),
 	}
+}
+
+// expiring lets c keep a message for a time the publisher sets
+// (Publisher.Expiring) instead of for good: the drift sweep's reconciles
+// come every few minutes for every workspace. It can be turned on for a
+// stream that exists, never off again.
+func expiring(c jetstream.StreamConfig) jetstream.StreamConfig {
+	c.AllowMsgTTL = true
+	return c
 }
 
 // Limits of the advisories stream. An advisory is worth keeping until a

@@ -65,6 +65,8 @@ type config struct {
 	ShutdownTimeout time.Duration
 	// ReconcileInterval: the drift sweep's period, 0 disabling it.
 	ReconcileInterval time.Duration
+	// ReconcileKeep: how long a sweep's reconcile command is kept, 0 for good.
+	ReconcileKeep time.Duration
 }
 
 const (
@@ -108,6 +110,7 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.MaxRetryElapsed, "max-retry-elapsed", sagas.DefaultMaxRetryElapsed, "how long a step retries a provider outage before the saga fails")
 	fs.DurationVar(&c.NameHold, "name-hold", worker.DefaultNameHold, "how long a deleted workspace's name is refused to new creates (0: freed at once); a platform admin may release one early")
 	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", worker.DefaultReconcileInterval, "how often the drift sweep compares every ready or degraded workspace with Keycloak and MinIO and repairs what is ours (0: never; POST /workspaces/{name}/reconcile still works)")
+	fs.DurationVar(&c.ReconcileKeep, "reconcile-keep", worker.DefaultReconcileKeep, "how long WORKSPACE_COMMANDS keeps each reconcile command the drift sweep publishes (0: for good, like every other command)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight work")
 }
 

@@ -47,6 +47,7 @@ func (s *system) startWorker(ctx context.Context, g *errgroup.Group) error {
 	w, err := worker.New(worker.Config{
 		Concurrency: s.cfg.Concurrency, SideConcurrency: s.cfg.SideConcurrency, MaxRetryElapsed: s.cfg.MaxRetryElapsed, WorkerID: s.cfg.WorkerID,
 		Endpoint: s.publicS3URL(), Region: s.cfg.S3Region, NameHold: s.nameHold(), ReconcileInterval: s.reconcileInterval(),
+		ReconcileKeep: s.reconcileKeep(),
 	}, worker.Deps{
 		JS: s.bus.JS, Publisher: s.pub, Schema: s.schema,
 		Identity: identity, Store: store, Secrets: secretStore, Log: s.log.Named("worker"), Metrics: s.metrics,
@@ -106,4 +107,13 @@ func (s *system) reconcileInterval() time.Duration {
 		return -1
 	}
 	return s.cfg.ReconcileInterval
+}
+
+// reconcileKeep maps --reconcile-keep 0 ("for good") to the worker's
+// negative, its zero being the default.
+func (s *system) reconcileKeep() time.Duration {
+	if s.cfg.ReconcileKeep <= 0 {
+		return -1
+	}
+	return s.cfg.ReconcileKeep
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eo-workspaces/provisioner/events"
+	"github.com/eo-workspaces/provisioner/handlers/worker"
 )
 
 // reconcileIDs lists the ids of the reconcile commands of ws in the
@@ -47,6 +48,21 @@ func (h *harness) reconcileIDs(ws string) []string {
 	return ids
 }
 
+// reconcileTTL is the Nats-TTL header of ws's last reconcile command.
+func (h *harness) reconcileTTL(ws string) string {
+	h.t.Helper()
+	ctx := context.Background()
+	s, err := h.js.Stream(ctx, events.CommandsStream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, events.CommandSubjectPrefix+ws+".reconcile")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return m.Header.Get(jetstream.MsgTTLHeader)
+}
+
 // TestTheSweepRepairsDriftOnceAnIntervalWhateverTheWorkers: two workers
 // sweep every 300 ms; a bucket and a policy removed by hand come back
 // without any command sent, and each interval left one reconcile command
@@ -76,6 +92,9 @@ func TestTheSweepRepairsDriftOnceAnIntervalWhateverTheWorkers(t *testing.T) {
 			t.Fatalf("two reconcile commands %s for one interval", id)
 		}
 		seen[id] = true
+	}
+	if ttl := h.reconcileTTL("ws-sweep"); ttl != worker.DefaultReconcileKeep.String() {
+		t.Errorf("a swept reconcile expires after %q, want %s", ttl, worker.DefaultReconcileKeep)
 	}
 	if got := sumOf(t, regs, "workspace_worker_drift_repaired_total", "bucket"); got != 1 {
 		t.Fatalf("drift repaired {kind=bucket} = %v, want 1", got)

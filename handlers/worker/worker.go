@@ -48,6 +48,9 @@ type Config struct {
 	// ReconcileInterval is how often the drift sweep reconciles every ready
 	// or degraded workspace (10m); negative: never.
 	ReconcileInterval time.Duration
+	// ReconcileKeep is how long the commands stream keeps a reconcile the
+	// sweep published (24h); negative: for good, like any command.
+	ReconcileKeep time.Duration
 }
 
 // Defaults of Config; the saga engine's are sagas.Default*.
@@ -97,6 +100,9 @@ func (c Config) WithDefaults() Config {
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = DefaultReconcileInterval
 	}
+	if c.ReconcileKeep == 0 {
+		c.ReconcileKeep = DefaultReconcileKeep
+	}
 	// The saga engine's settings default where the engine defines them.
 	e := c.engineConfig().WithDefaults()
 	c.LeaseTTL, c.MaxRetryElapsed, c.StepTimeout = e.LeaseTTL, e.MaxRetryElapsed, e.StepTimeout
@@ -127,6 +133,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("sample every: %s must be positive", c.SampleEvery)
 	case c.ReconcileInterval > 0 && c.ReconcileInterval < 100*time.Millisecond:
 		return fmt.Errorf("reconcile interval: %s is too short (negative disables the sweep)", c.ReconcileInterval)
+	case c.ReconcileKeep > 0 && c.ReconcileKeep < time.Second:
+		return fmt.Errorf("reconcile keep: %s is shorter than the server's one second (negative keeps them for good)", c.ReconcileKeep)
 	}
 	return c.engineConfig().Validate()
 }
