@@ -23,13 +23,14 @@ type Reconcile struct{}
 
 // Drift kinds: what a reconcile checks and repairs.
 const (
-	DriftClient     = "client"      // the Keycloak client
-	DriftClientRole = "client_role" // one of its three roles
-	DriftRoleMap    = "role_mapping"
-	DriftBucket     = "bucket"
-	DriftPolicy     = "policy"     // the read-write or read-only policy
-	DriftMemberKey  = "member_key" // a member's MinIO user, its state or policy
-	DriftQuota      = "quota"
+	DriftClient      = "client"      // the Keycloak client
+	DriftClientRole  = "client_role" // one of its three roles
+	DriftRoleMap     = "role_mapping"
+	DriftClientScope = "client_scope" // its client scope workspace:<name>, where workspaces have one
+	DriftBucket      = "bucket"
+	DriftPolicy      = "policy"     // the read-write or read-only policy
+	DriftMemberKey   = "member_key" // a member's MinIO user, its state or policy
+	DriftQuota       = "quota"
 )
 
 // Repair is one thing a reconcile put right: its kind and the resource

@@ -12,6 +12,11 @@ type IdentityInspector interface {
 	CheckClient(ctx context.Context, clientID string) error
 	// ClientRoles lists the client's roles; ErrNotFound without a client.
 	ClientRoles(ctx context.Context, clientID string) ([]string, error)
+	// WorkspaceScopeComplete tells whether the workspace's client scope
+	// exists with every workspace role mapped into it; true where the
+	// deployment gives workspaces no scope. ErrNotOurs for a scope of its
+	// name someone else made.
+	WorkspaceScopeComplete(ctx context.Context, clientID string) (bool, error)
 }
 
 // UserState is a MinIO user as MinIO holds it.

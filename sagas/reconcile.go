@@ -146,7 +146,30 @@ func (p *Provisioner) reconcileIdentity(ctx context.Context, st *State) error {
 		}
 		d.repaired(events.DriftClientRole, role)
 	}
+	if err := p.reconcileScope(ctx, st); err != nil {
+		return err
+	}
 	return p.reconcileMappings(ctx, st)
+}
+
+// reconcileScope gives the workspace its client scope where the
+// deployment has them: one removed by hand, or a workspace made before
+// workspace scopes were turned on. A scope of its name that someone else
+// made is left alone, as the create leaves it (it fails on it).
+func (p *Provisioner) reconcileScope(ctx context.Context, st *State) error {
+	ws := st.Workspace
+	ok, err := p.d.Identity.WorkspaceScopeComplete(ctx, ws)
+	if ok || errors.Is(err, ErrNotOurs) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := p.d.Identity.EnsureClientRoles(ctx, ws, events.Roles...); err != nil {
+		return err
+	}
+	drift(st).repaired(events.DriftClientScope, "workspace:"+ws)
+	return nil
 }
 
 // reconcileMappings gives every member exactly their recorded role.

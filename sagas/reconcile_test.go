@@ -36,6 +36,25 @@ func driftOf(t *testing.T, envs []events.Envelope) (repaired []events.Repair, de
 	return repaired, degraded, readyAgain
 }
 
+// A workspace made before workspace client scopes were turned on, or
+// whose scope was removed by hand, gets it from the next reconcile.
+func TestReconcileGivesAWorkspaceItsMissingClientScope(t *testing.T) {
+	h := newHarness(t)
+	c := h.coordinator(fastRetries("w1"))
+	h.handleAll(c, command(t, "ws-sc", &events.Create{PreferredName: "sc", DefaultOwner: owner}))
+	h.prov.Drop("client_scope", "ws-sc")
+	n := len(h.eventsOf("ws-sc"))
+	h.handleAll(c, reconcile(t, "ws-sc"))
+	repaired, degraded, _ := driftOf(t, h.tail("ws-sc", n))
+	want := []events.Repair{{Kind: events.DriftClientScope, Resource: "workspace:ws-sc"}}
+	if !slices.Equal(repaired, want) || len(degraded) != 0 {
+		t.Fatalf("repaired %v, degraded %v; want %v", repaired, degraded, want)
+	}
+	if ok, err := h.prov.WorkspaceScopeComplete(context.Background(), "ws-sc"); !ok || err != nil {
+		t.Fatalf("scope after reconcile: complete %v (err %v)", ok, err)
+	}
+}
+
 func TestReconcileRepairsEveryKindOfDriftOnce(t *testing.T) {
 	h := newHarness(t)
 	c := h.coordinator(fastRetries("w1"))

@@ -44,7 +44,7 @@ func newDriftMetrics(reg prometheus.Registerer) (*driftMetrics, error) {
 			Help: "Workspaces degraded (drift a reconcile must not repair) at this worker's last sweep.",
 		}),
 	}
-	for _, k := range []string{events.DriftClient, events.DriftClientRole, events.DriftRoleMap, events.DriftBucket,
+	for _, k := range []string{events.DriftClient, events.DriftClientRole, events.DriftClientScope, events.DriftRoleMap, events.DriftBucket,
 		events.DriftPolicy, events.DriftMemberKey, events.DriftQuota} {
 		m.repaired.WithLabelValues(k)
 	}

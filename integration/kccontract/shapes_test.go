@@ -268,6 +268,74 @@ func testWorkspaceScopeOnDemand(t *testing.T, tg *target) {
 	}
 }
 
+// TestWorkspaceScopeAddedToAnOlderWorkspace: a workspace made before
+// workspace scopes were turned on has none, and the inspector says so;
+// the repair a reconcile makes (EnsureClientRoles) gives it one that
+// tokens can ask for, and removing one role from the scope's mapping by
+// hand shows as incomplete again.
+func TestWorkspaceScopeAddedToAnOlderWorkspace(t *testing.T) {
+	forEachTargetWith(t, func(name string) ([]byte, error) {
+		return kcemu.DevRealmShaped(name, kcemu.TokenShapeCompact)
+	}, testWorkspaceScopeAddedToAnOlderWorkspace)
+}
+
+func testWorkspaceScopeAddedToAnOlderWorkspace(t *testing.T, tg *target) {
+	c := ctx(t)
+	cfg := keycloak.Config{BaseURL: tg.URL, Realm: tg.Realm, ClientID: kcemu.DevWorkerClientID, ClientSecret: kcemu.DevWorkerClientSecret}
+	before, err := keycloak.New(cfg, nil)
+	mustDo(t, err)
+	const ws = "ws-older"
+	must(before.EnsureClient(c, ws))(t)
+	mustDo(t, before.EnsureClientRoles(c, ws, events.Roles...))
+	mustDo(t, before.GrantClientRole(c, ws, kcemu.DevUser1, events.RoleAccess))
+	if ok, err := before.WorkspaceScopeComplete(c, ws); !ok || err != nil {
+		t.Fatalf("without workspace scopes: complete %v (err %v), want true", ok, err)
+	}
+
+	cfg.WorkspaceScopeClients = []string{kcemu.DevPublicClientID}
+	kc, err := keycloak.New(cfg, nil)
+	mustDo(t, err)
+	if ok, err := kc.WorkspaceScopeComplete(c, ws); ok || err != nil {
+		t.Fatalf("an older workspace: complete %v (err %v), want false", ok, err)
+	}
+	tg.wantInvalidScope(t, "workspace:"+ws)
+	mustDo(t, kc.EnsureClientRoles(c, ws, events.Roles...))
+	if ok, err := kc.WorkspaceScopeComplete(c, ws); !ok || err != nil {
+		t.Fatalf("after the repair: complete %v (err %v), want true", ok, err)
+	}
+	tok := tg.verify(t, tg.loginScope(t, kcemu.DevUser1, "openid workspace:"+ws))
+	eq(t, "resource_access", fmt.Sprint(claim[map[string]any](t, tok, "resource_access")), "map[ws-older:map[roles:[ws_access]]]")
+
+	admin := tg.adminToken(t)
+	scopeID, clientUUID := tg.scopeAndClientIDs(t, admin, "workspace:"+ws, ws)
+	role, err := tg.GC.GetClientRole(c, admin, tg.Realm, clientUUID, events.RoleViewer)
+	mustDo(t, err)
+	mustDo(t, tg.GC.DeleteClientScopesScopeMappingsClientRoles(c, admin, tg.Realm, scopeID, clientUUID, []gocloak.Role{*role}))
+	if ok, err := kc.WorkspaceScopeComplete(c, ws); ok || err != nil {
+		t.Fatalf("a role unmapped by hand: complete %v (err %v), want false", ok, err)
+	}
+}
+
+// scopeAndClientIDs finds the ids of the client scope named scope and of
+// the client clientID, as an operator's tool would.
+func (tg *target) scopeAndClientIDs(t *testing.T, admin, scope, clientID string) (string, string) {
+	t.Helper()
+	scopes, err := tg.GC.GetClientScopes(ctx(t), admin, tg.Realm)
+	mustDo(t, err)
+	var scopeID string
+	for _, sc := range scopes {
+		if gocloak.PString(sc.Name) == scope {
+			scopeID = gocloak.PString(sc.ID)
+		}
+	}
+	clients, err := tg.GC.GetClients(ctx(t), admin, tg.Realm, gocloak.GetClientsParams{ClientID: &clientID})
+	mustDo(t, err)
+	if scopeID == "" || len(clients) != 1 {
+		t.Fatalf("scope %q id %q, %d clients %q", scope, scopeID, len(clients), clientID)
+	}
+	return scopeID, gocloak.PString(clients[0].ID)
+}
+
 // loginScope is a password grant through the dev realm's public client
 // asking for scope; it returns the access token.
 func (tg *target) loginScope(t *testing.T, username, scope string) string {

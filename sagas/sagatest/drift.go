@@ -39,6 +39,21 @@ func (p *Providers) ClientRoles(_ context.Context, clientID string) ([]string, e
 	return out, err
 }
 
+// WorkspaceScopeComplete implements sagas.IdentityInspector: complete
+// unless dropped by hand (Drop "client_scope").
+func (p *Providers) WorkspaceScopeComplete(_ context.Context, clientID string) (bool, error) {
+	var ok bool
+	err := p.call("WorkspaceScopeComplete", clientID, func() error {
+		c, found := p.clients[clientID]
+		if !found {
+			return fmt.Errorf("client %s: %w", clientID, sagas.ErrNotFound)
+		}
+		ok = !c.noScope
+		return nil
+	})
+	return ok, err
+}
+
 // CheckBucket implements sagas.StoreInspector.
 func (p *Providers) CheckBucket(_ context.Context, name string) error {
 	return p.call("CheckBucket", name, func() error {
@@ -130,6 +145,10 @@ func (p *Providers) Drop(kind, name string) {
 	switch kind {
 	case "client":
 		delete(p.clients, name)
+	case "client_scope":
+		if c, ok := p.clients[name]; ok {
+			c.noScope = true
+		}
 	case "bucket":
 		delete(p.buckets, name)
 	case "policy":

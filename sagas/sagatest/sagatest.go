@@ -20,6 +20,7 @@ type client struct {
 	ours     bool
 	roles    []string
 	mappings map[string][]string // user -> roles
+	noScope  bool                // its workspace client scope removed by hand
 }
 
 type bucket struct {
@@ -148,6 +149,7 @@ func (p *Providers) EnsureClientRoles(_ context.Context, clientID string, roles 
 				p.creates["role"]++
 			}
 		}
+		c.noScope = false // as Keycloak's adapter ensures the scope each time
 		return nil
 	})
 }

@@ -1,6 +1,7 @@
 package kcemu
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -36,6 +37,7 @@ var scopeNotFound = errReply(http.StatusNotFound, "Could not find client scope")
 func (s *Server) routeClientScopes(mux *http.ServeMux, p string) {
 	cs := p + "/client-scopes"
 	mux.HandleFunc("POST "+cs, s.admin(true, manageClients, createClientScope))
+	mux.HandleFunc("GET "+cs, s.admin(false, viewClients, listClientScopes))
 	mux.HandleFunc("GET "+cs+"/{scope}", s.admin(false, viewClients, withScope(getClientScope)))
 	mux.HandleFunc("DELETE "+cs+"/{scope}", s.admin(true, manageClients, withScope(deleteClientScope)))
 	sm := cs + "/{scope}/scope-mappings/clients/{client}"
@@ -90,7 +92,20 @@ func createClientScope(a *adminCall) (reply, bool) {
 	return created(a.realmURL() + "/client-scopes/" + sc.ID), true
 }
 
-func getClientScope(_ *adminCall, sc *clientScope) (reply, bool) {
+// listClientScopes lists the scopes made through the admin API, sorted by
+// name; the emulator's realms have none of Keycloak's built-in ones.
+func listClientScopes(a *adminCall) (reply, bool) {
+	scopes := slices.SortedFunc(maps.Values(a.rl.ClientScopes), func(x, y *clientScope) int { return strings.Compare(x.Name, y.Name) })
+	out := make([]map[string]any, 0, len(scopes))
+	for _, sc := range scopes {
+		out = append(out, scopeRep(sc))
+	}
+	return ok(out), false
+}
+
+func getClientScope(_ *adminCall, sc *clientScope) (reply, bool) { return ok(scopeRep(sc)), false }
+
+func scopeRep(sc *clientScope) map[string]any {
 	out := map[string]any{"id": sc.ID, "name": sc.Name, "protocol": sc.Protocol, "attributes": sc.Attributes}
 	if sc.Description != "" {
 		out["description"] = sc.Description
@@ -98,7 +113,7 @@ func getClientScope(_ *adminCall, sc *clientScope) (reply, bool) {
 	if sc.Attributes == nil {
 		out["attributes"] = map[string]string{}
 	}
-	return ok(out), false
+	return out
 }
 
 func deleteClientScope(a *adminCall, sc *clientScope) (reply, bool) {
