@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
 	"go.uber.org/zap"
 
 	"github.com/eo-workspaces/provisioner/bus"
