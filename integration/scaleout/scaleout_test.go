@@ -108,20 +108,21 @@ func TestScaleOutOnAClusterThroughAWorkerAndANodeKilled(t *testing.T) {
 			return
 		}
 		leader := leaderOfCommands(ctx, js)
+		var lost *proc
+		for _, p := range projections {
+			if folding(ctx, p) {
+				lost = p
+			}
+		}
 		workers[1].kill(t)
 		for _, n := range nodes {
 			if n.Name == leader {
 				n.Kill(t)
 			}
 		}
-		var lost *proc
-		for _, p := range projections {
-			if folding(ctx, p) {
-				lost = p
-				p.kill(t)
-			}
-		}
-		if lost == nil {
+		if lost != nil {
+			lost.kill(t)
+		} else {
 			t.Error("no projection process was folding events")
 			lost = &proc{name: "none"}
 		}
