@@ -106,7 +106,7 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.SecretKey, "secret-key", "", "passphrase that encrypts stored credentials at rest")
 	fs.IntVar(&c.Concurrency, "concurrency", worker.DefaultConcurrency, "workspaces provisioned in parallel")
 	fs.IntVar(&c.SideConcurrency, "side-concurrency", 0, "membership, key and quota changes in parallel, in slots of their own so creates held up by an outage cannot stall them (default: --concurrency)")
-	fs.StringVar(&c.WorkerID, "worker-id", "", "this worker's name in saga leases, unique among live workers; a restart under the same name resumes its sagas at once instead of after the lease expires (default: hostname plus a random suffix)")
+	fs.StringVar(&c.WorkerID, "worker-id", "", "this process's name in saga leases and the projection's lease, unique among live processes of its role; a restart under the same name resumes its sagas and the projection at once instead of after the lease expires (default: hostname plus a random suffix)")
 	fs.DurationVar(&c.MaxRetryElapsed, "max-retry-elapsed", sagas.DefaultMaxRetryElapsed, "how long a step retries a provider outage before the saga fails")
 	fs.DurationVar(&c.NameHold, "name-hold", worker.DefaultNameHold, "how long a deleted workspace's name is refused to new creates (0: freed at once); a platform admin may release one early")
 	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", worker.DefaultReconcileInterval, "how often the drift sweep compares every ready or degraded workspace with Keycloak and MinIO and repairs what is ours (0: never; POST /workspaces/{name}/reconcile still works)")

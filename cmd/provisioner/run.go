@@ -123,6 +123,9 @@ func (s *system) startProjection(ctx context.Context, g *errgroup.Group) error {
 	if err := p.RegisterMetrics(s.metrics); err != nil {
 		return err
 	}
+	if s.cfg.WorkerID != "" {
+		p.SetHolder(s.cfg.WorkerID)
+	}
 	g.Go(func() error { return p.Run(ctx) })
 	return nil
 }

@@ -57,6 +57,12 @@ func NewProjector(ctx context.Context, js jetstream.JetStream, schema events.Sch
 		metrics: newMetrics(), sampleEvery: lagEvery}, nil
 }
 
+// SetHolder names this process in the lease, unique among the live
+// projection processes. A process restarted under the same name takes
+// the lease back at once instead of after it expires. Without a name, a
+// random one is used. Call it before Run.
+func (p *Projector) SetHolder(name string) { p.lease.holder = name }
+
 // Run folds events while this process holds the lease and stands by
 // while another does, until ctx ends; then it gives the lease up. A fold
 // that fails (its consumer not opened while the cluster elects a leader,

@@ -106,8 +106,8 @@ func (r *runningProjector) leading(t *testing.T) bool {
 }
 
 // startProjector runs a projector on a connection of its own, so closing
-// that connection is the process's loss.
-func startProjector(t *testing.T, urls []string, ttl time.Duration) *runningProjector {
+// that connection is the process's loss; holder, if not empty, names it.
+func startProjector(t *testing.T, urls []string, ttl time.Duration, holder ...string) *runningProjector {
 	t.Helper()
 	nc, err := nats.Connect(strings.Join(urls, ","))
 	if err != nil {
@@ -118,13 +118,13 @@ func startProjector(t *testing.T, urls []string, ttl time.Duration) *runningProj
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := startProjectorOn(t, js, ttl)
+	r := startProjectorOn(t, js, ttl, holder...)
 	r.nc = nc
 	return r
 }
 
 // startProjectorOn runs a projector on js until the test ends.
-func startProjectorOn(t *testing.T, js jetstream.JetStream, ttl time.Duration) *runningProjector {
+func startProjectorOn(t *testing.T, js jetstream.JetStream, ttl time.Duration, holder ...string) *runningProjector {
 	t.Helper()
 	v, err := schemas.New()
 	if err != nil {
@@ -136,6 +136,9 @@ func startProjectorOn(t *testing.T, js jetstream.JetStream, ttl time.Duration) *
 		t.Fatal(err)
 	}
 	projection.SetLeaseTTL(p, ttl)
+	for _, h := range holder {
+		p.SetHolder(h)
+	}
 	r := &runningProjector{reg: prometheus.NewRegistry(), stop: stop, done: make(chan struct{})}
 	if err := p.RegisterMetrics(r.reg); err != nil {
 		t.Fatal(err)
@@ -240,4 +243,39 @@ func TestTwoFoldingAtOnceLeaveTheModelRight(t *testing.T) {
 		})
 	}
 	checkModel(t, ctx, b.JS, last)
+}
+
+// A projection process lost without giving its lease up and started
+// again under the same name folds at once, not after the lease expires.
+func TestARestartUnderTheSameNameTakesTheLeaseBackAtOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b := bustest.Start(t)
+	const ttl = time.Hour // a standby would wait that long
+	lost := startProjectorOn(t, b.JS, ttl, "projection-a")
+	waitUntil(t, "the first folding", func() bool { return lost.leading(t) })
+	lost.stop() // as a crash does: the lease is not given up
+	<-lost.done
+	if err := forgetRelease(ctx, b.JS); err != nil {
+		t.Fatal(err)
+	}
+	again := startProjectorOn(t, b.JS, ttl, "projection-a")
+	waitUntil(t, "the restarted one folding", func() bool { return again.leading(t) })
+	checkModel(t, ctx, b.JS, publishScripts(t, ctx, b.JS, []string{"ws-restarted"}, 0))
+}
+
+// forgetRelease writes the lease back as a holder that died would have
+// left it: held by projection-a, an hour to run.
+func forgetRelease(ctx context.Context, js jetstream.JetStream) error {
+	kv, err := js.KeyValue(ctx, events.WorkersBucket)
+	if err != nil {
+		return err
+	}
+	cp, err := projection.Checkpoint(ctx, js)
+	if err != nil {
+		return err
+	}
+	v, _ := json.Marshal(map[string]any{"holder": "projection-a", "expires": time.Now().Add(time.Hour), "applied": cp})
+	_, err = kv.Put(ctx, projection.LeaseKey, v)
+	return err
 }
