@@ -56,16 +56,19 @@ func TestHeldNameIsRefusedThenTakenAfterRelease(t *testing.T) {
 	}
 }
 
-// A hold that is over no longer stops a create.
+// A hold that is over no longer stops a create, which announces the
+// name's release before the workers' expiry check comes round.
 func TestExpiredHoldIsTakenOver(t *testing.T) {
 	s := newStack(t)
-	if err := names.NewKV(s.names).Hold(context.Background(), "ws-old-hold", time.Now().Add(-time.Second)); err != nil {
+	until := time.Now().Add(-time.Second)
+	if err := names.NewKV(s.names).Hold(context.Background(), "ws-old-hold", until); err != nil {
 		t.Fatal(err)
 	}
 	body := `{"preferred_name":"old-hold","default_owner":"u"}`
 	if r := s.call(req{method: "POST", path: "/workspaces", user: "admin", body: body}); r.status != http.StatusAccepted {
 		t.Fatalf("create over an expired hold: %d %s", r.status, r.body)
 	}
+	s.assertReleased("ws-old-hold", events.DefaultSource, events.NameReleasedExpired, until)
 }
 
 // assertReleased checks the audit trail's last name.released of ws.

@@ -58,10 +58,17 @@ func (s *server) claimed(ctx context.Context, name string, rev uint64) (func(), 
 // takeOver claims a name whose workspace was deleted after cur reserved
 // it; compare-and-set on the revision lets one request win.
 // A tombstone (the delete's last step left it) proves the deletion by
-// itself: refused while it holds, taken once its hold is over.
+// itself: refused while it holds, taken once its hold is over. A hold
+// that ran out is announced as released first, as the workers' expiry
+// check would have done (the same event id, so one announcement stays).
 func (s *server) takeOver(ctx context.Context, name string, res, cur names.Reservation, rev uint64) (func(), error) {
 	if cur.Held(time.Now()) {
 		return nil, nameHeld(name, cur)
+	}
+	if cur.HeldUntil != nil {
+		if err := names.Announce(ctx, s.d.Publisher, name, events.NameReleasedExpired, events.DefaultSource, *cur.HeldUntil); err != nil {
+			return nil, unavailable("cannot announce the release of the name's expired hold now", err)
+		}
 	}
 	if cur.HeldUntil == nil {
 		ws, ok := s.d.Workspaces.Get(name)
