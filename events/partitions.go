@@ -23,8 +23,8 @@ import (
 const (
 	PartitionsStream       = "WORKSPACE_COMMAND_PARTITIONS"
 	PartitionSubjectPrefix = "workspace.part."
-	// WorkersBucket holds the workers' membership and which worker owns
-	// which partition.
+	// WorkersBucket holds the workers' membership, which worker owns
+	// which partition, and the projection's lease and checkpoint.
 	WorkersBucket = "workspace_workers"
 	// DefaultPartitions bounds how many workers share the commands; a
 	// partition is the unit of order and of hand-over.

@@ -178,7 +178,7 @@ func KVConfigs(c TopologyConfig) []jetstream.KeyValueConfig {
 		kv(IdempotencyBucket, "Answers to requests by Idempotency-Key", c.IdempotencyTTL, 1),
 		kv(SagaBucket, "Saga progress, one key per workspace", 0, 1),
 		kv(SecretsBucket, "Workspace credentials, encrypted", 0, 1),
-		kv(WorkersBucket, "Live workers and which owns which command partition", 0, 1),
+		kv(WorkersBucket, "Live workers, which owns which command partition, and the projection's lease", 0, 1),
 		kv(SharesBucket, "Share links, one key per link (workspace.id), secrets hashed", SharesTTL, 1),
 	}
 }
