@@ -2,7 +2,10 @@ package sagas
 
 import (
 	"context"
+	"fmt"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // Every calls sweep at each tick of interval until ctx ends; a sweep that
@@ -22,4 +25,29 @@ func Every(ctx context.Context, interval time.Duration, sweep func(context.Conte
 			}
 		}
 	}
+}
+
+// vaultSweeper is what the Issuer and the Retirer share: the ports they
+// read and change, and how often they look.
+type vaultSweeper struct {
+	store    ObjectStore
+	vault    Vault
+	events   EventPublisher
+	log      *zap.Logger
+	interval time.Duration
+}
+
+// newVaultSweeper checks p for what a sweeper needs (name says which in
+// the error) and fills the defaults: interval def when not positive.
+func newVaultSweeper(name string, p Ports, interval, def time.Duration) (vaultSweeper, error) {
+	if p.Store == nil || p.Vault == nil || p.Events == nil {
+		return vaultSweeper{}, fmt.Errorf("%s: store, vault and events are required", name)
+	}
+	if interval <= 0 {
+		interval = def
+	}
+	if p.Log == nil {
+		p.Log = zap.NewNop()
+	}
+	return vaultSweeper{store: p.Store, vault: p.Vault, events: p.Events, log: p.Log, interval: interval}, nil
 }

@@ -26,13 +26,7 @@ import (
 // is gone or replaced, the user just made is deleted again. Every worker
 // may run one: making a user twice is harmless, and the event's id is
 // derived from the pair, so the stream keeps one.
-type Issuer struct {
-	store    ObjectStore
-	vault    Vault
-	events   EventPublisher
-	log      *zap.Logger
-	interval time.Duration
-}
+type Issuer struct{ vaultSweeper }
 
 // DefaultIssueInterval is how often the Issuer looks for pending pairs:
 // how late a member's keys can follow MinIO's return.
@@ -40,16 +34,11 @@ const DefaultIssueInterval = time.Second
 
 // NewIssuer returns an Issuer over the ports (interval 0: the default).
 func NewIssuer(p Ports, interval time.Duration) (*Issuer, error) {
-	if p.Store == nil || p.Vault == nil || p.Events == nil {
-		return nil, errors.New("issuer: store, vault and events are required")
+	s, err := newVaultSweeper("issuer", p, interval, DefaultIssueInterval)
+	if err != nil {
+		return nil, err
 	}
-	if interval <= 0 {
-		interval = DefaultIssueInterval
-	}
-	if p.Log == nil {
-		p.Log = zap.NewNop()
-	}
-	return &Issuer{store: p.Store, vault: p.Vault, events: p.Events, log: p.Log, interval: interval}, nil
+	return &Issuer{s}, nil
 }
 
 // Run sweeps until ctx ends.

@@ -15,13 +15,7 @@ import (
 // grace, once it is over, and reports each as credentials.revoked. Every
 // worker may run one: deleting a user twice is harmless and the event's
 // id is the same, so the stream keeps one.
-type Retirer struct {
-	store    ObjectStore
-	vault    Vault
-	events   EventPublisher
-	log      *zap.Logger
-	interval time.Duration
-}
+type Retirer struct{ vaultSweeper }
 
 // DefaultRetireInterval is how often the Retirer looks: the lateness of
 // a retirement past its grace.
@@ -29,16 +23,11 @@ const DefaultRetireInterval = time.Second
 
 // NewRetirer returns a Retirer over the ports (interval 0: the default).
 func NewRetirer(p Ports, interval time.Duration) (*Retirer, error) {
-	if p.Store == nil || p.Vault == nil || p.Events == nil {
-		return nil, errors.New("retirer: store, vault and events are required")
+	s, err := newVaultSweeper("retirer", p, interval, DefaultRetireInterval)
+	if err != nil {
+		return nil, err
 	}
-	if interval <= 0 {
-		interval = DefaultRetireInterval
-	}
-	if p.Log == nil {
-		p.Log = zap.NewNop()
-	}
-	return &Retirer{store: p.Store, vault: p.Vault, events: p.Events, log: p.Log, interval: interval}, nil
+	return &Retirer{s}, nil
 }
 
 // Run sweeps until ctx ends.

@@ -119,23 +119,45 @@ func (l *lease) renew(ctx context.Context, now time.Time, applied uint64) error 
 	return fmt.Errorf("renew the projection lease: %w", err)
 }
 
-// keep renews the lease with the checkpoint applied() every fifth of its
-// time to live until ctx ends, and calls lost once it is taken over.
-func (l *lease) keep(ctx context.Context, applied func() uint64, lost func(error), log *zap.Logger) {
+// keepRenewed renews the lease with the checkpoint applied() in the
+// background. The context it returns ends when the lease is taken over,
+// with errLeaseLost as its cause; stop ends the renewals and returns that
+// loss, or nil if the lease was still held.
+func (l *lease) keepRenewed(ctx context.Context, applied func() uint64, log *zap.Logger) (held context.Context, stop func() error) {
+	held, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := l.keep(held, applied, log); err != nil {
+			cancel(err)
+		}
+	}()
+	return held, func() error {
+		cancel(nil)
+		<-done
+		if err := context.Cause(held); errors.Is(err, errLeaseLost) {
+			return err
+		}
+		return nil
+	}
+}
+
+// keep renews the lease every fifth of its time to live until ctx ends
+// (nil) or the lease is taken over (errLeaseLost).
+func (l *lease) keep(ctx context.Context, applied func() uint64, log *zap.Logger) error {
 	t := time.NewTicker(l.ttl / 5)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 		kctx, cancel := context.WithTimeout(ctx, bus.CallTimeout)
 		err := l.renew(kctx, time.Now(), applied())
 		cancel()
 		if errors.Is(err, errLeaseLost) {
-			lost(err)
-			return
+			return err
 		}
 		if err != nil && ctx.Err() == nil {
 			log.Warn("projection lease not renewed, trying again", zap.Error(err))

@@ -117,25 +117,15 @@ func (p *Projector) fold(ctx context.Context, from uint64) error {
 	p.applied.Store(from)
 	p.metrics.leading.Set(1)
 	defer p.metrics.leading.Set(0)
-	lctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	renewing := make(chan struct{})
-	go func() {
-		defer close(renewing)
-		p.lease.keep(lctx, p.applied.Load, func(err error) { cancel(err) }, p.log)
-	}()
-	defer func() {
-		cancel(nil)
-		<-renewing
-		if !errors.Is(context.Cause(lctx), errLeaseLost) {
-			p.giveUp()
-		}
-	}()
-	defer p.sampleLag(lctx)()
+	lctx, stop := p.lease.keepRenewed(ctx, p.applied.Load, p.log)
+	sampled := p.sampleLag(lctx)
 	err := p.consume(lctx)
-	if lctx.Err() != nil {
-		return context.Cause(lctx)
+	lost := stop() // ends lctx, so the sampler stops too
+	sampled()
+	if lost != nil {
+		return lost
 	}
+	p.giveUp()
 	return err
 }
 

@@ -67,16 +67,9 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, schema events.SchemaVa
 	if err != nil {
 		return RebuildStats{}, err
 	}
-	rctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	kept := make(chan struct{})
-	go func() {
-		defer close(kept)
-		l.keep(rctx, func() uint64 { return checkpoint }, func(err error) { cancel(err) }, log)
-	}()
+	rctx, stop := l.keepRenewed(ctx, func() uint64 { return checkpoint }, log)
 	stats, err := rebuild(rctx, js, kv, schema, log)
-	cancel(nil)
-	<-kept
+	_ = stop() // a loss has ended rctx: the rebuild's writes say so
 	if err == nil {
 		checkpoint = stats.LastSeq
 		err = dropLegacyConsumer(ctx, js)
